@@ -1,0 +1,168 @@
+"""Channel pointers: which version a channel serves, written only by compare-and-swap.
+
+A pointer is a small JSON object at ``_atomicsite/channels/<channel>.json``: the version, the one
+before it, whether it is pinned, who switched it, when and why, and the last few switches. Routers and
+edge code read it, so it stays a few KB.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+from dataclasses import asdict, dataclass, field, replace
+
+from .errors import ConflictError, IntegrityError, ObjectNotFound, PreconditionFailed
+from .layout import VERSION_RE, channel_key, check_channel
+from .manifest import canonical_json, utcnow
+from .stores.base import IfMatch, Store, WriteMode
+
+FORMAT = 1
+HISTORY_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Switch:
+    """One move of a channel, as kept in the pointer's history."""
+
+    version: str
+    previous: str | None
+    action: str
+    at: str
+    by: str
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class ChannelPointer:
+    channel: str
+    version: str
+    previous: str | None = None
+    pinned: bool = False
+    updated: str = ""
+    by: str = ""
+    action: str = ""
+    message: str | None = None
+    history: tuple[Switch, ...] = field(default_factory=tuple)
+    format: int = FORMAT
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["history"] = [asdict(h) for h in self.history]
+        return d
+
+    def to_json(self) -> bytes:
+        return canonical_json(self.to_dict())
+
+    @classmethod
+    def from_json(cls, data: bytes, *, where: str) -> ChannelPointer:
+        def corrupt(why: str) -> IntegrityError:
+            return IntegrityError(
+                f"corrupt channel pointer {where}: {why}",
+                hint="Point the channel at a known-good version with 'atomicsite promote VERSION --repair' (see 'atomicsite versions').",
+            )
+
+        try:
+            raw = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise corrupt(f"not valid JSON ({exc})") from None
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise corrupt("not a format-1 pointer object")
+        version = raw.get("version")
+        if not isinstance(version, str) or not VERSION_RE.match(version):
+            raise corrupt(f"bad version {version!r}")
+        try:
+            history = tuple(Switch(**h) for h in raw.get("history") or [])
+            return cls(
+                channel=str(raw["channel"]),
+                version=version,
+                previous=raw.get("previous"),
+                pinned=bool(raw.get("pinned", False)),
+                updated=str(raw.get("updated", "")),
+                by=str(raw.get("by", "")),
+                action=str(raw.get("action", "")),
+                message=raw.get("message"),
+                history=history,
+            )
+        except (KeyError, TypeError) as exc:
+            raise corrupt(f"missing or bad field ({exc})") from None
+
+
+@dataclass(frozen=True)
+class PointerState:
+    """A pointer as read, with the token a compare-and-swap needs (both None: channel not created)."""
+
+    channel: str
+    pointer: ChannelPointer | None
+    token: str | None
+
+    @property
+    def version(self) -> str | None:
+        return self.pointer.version if self.pointer else None
+
+
+def actor() -> str:
+    if os.environ.get("GITHUB_ACTIONS") == "true" and os.environ.get("GITHUB_ACTOR"):
+        return f"{os.environ['GITHUB_ACTOR']} (GitHub Actions)"
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def read_pointer(store: Store, channel: str) -> PointerState:
+    check_channel(channel)
+    key = channel_key(channel)
+    try:
+        body = store.get(key)
+    except ObjectNotFound:
+        return PointerState(channel, None, None)
+    return PointerState(channel, ChannelPointer.from_json(body.data, where=f"{store.url}/{key}"), body.info.token)
+
+
+def next_pointer(
+    state: PointerState, version: str, *, action: str, message: str | None = None, pinned: bool | None = None
+) -> ChannelPointer:
+    old = state.pointer
+    now, who = utcnow(), actor()
+    previous = old.version if old and old.version != version else (old.previous if old else None)
+    entry = Switch(version=version, previous=old.version if old else None, action=action, at=now, by=who, message=message)
+    history = ((entry,) + (old.history if old else ()))[:HISTORY_LIMIT]
+    return ChannelPointer(
+        channel=state.channel,
+        version=version,
+        previous=previous,
+        pinned=(old.pinned if old else False) if pinned is None else pinned,
+        updated=now,
+        by=who,
+        action=action,
+        message=message,
+        history=history,
+    )
+
+
+def write_pointer(store: Store, state: PointerState, pointer: ChannelPointer) -> PointerState:
+    """Compare-and-swap ``pointer`` over ``state``; ConflictError if the channel moved since it was read."""
+    key = channel_key(state.channel)
+    mode = WriteMode.CREATE if state.token is None else IfMatch(state.token)
+    try:
+        info = store.put(key, pointer.to_json(), content_type="application/json",
+                         cache_control="no-store", mode=mode)
+    except PreconditionFailed:
+        try:
+            now = read_pointer(store, state.channel).version
+        except Exception:  # the conflict is the news; what it moved to is a courtesy
+            now = None
+        moved = f" (it now serves {now})" if now else ""
+        raise ConflictError(
+            f"channel {state.channel!r} was changed by someone else while this command ran{moved}; nothing was switched.",
+            hint="Check 'atomicsite status', then re-run if you still want this switch.",
+        ) from None
+    return PointerState(state.channel, pointer, info.token)
+
+
+def with_pin(pointer: ChannelPointer, pinned: bool, *, message: str | None = None) -> ChannelPointer:
+    return replace(pointer, pinned=pinned, updated=utcnow(), by=actor(), action="pin" if pinned else "unpin",
+                   message=message)

@@ -1,0 +1,54 @@
+"""Where things live under a target's root (the storage layout contract, docs/layout.md)."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import UsageError
+
+VERSIONS = "v/"
+META = "_atomicsite/"
+MANIFESTS = "_atomicsite/manifests/"
+CHANNELS = "_atomicsite/channels/"
+DEFAULT_CHANNEL = "live"
+
+_CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+VERSION_RE = re.compile(r"^[0-9a-f]{16,64}$")
+
+
+def version_prefix(version: str) -> str:
+    return f"{VERSIONS}{version}/"
+
+
+def object_key(version: str, path: str) -> str:
+    return f"{VERSIONS}{version}/{path}"
+
+
+def manifest_key(version: str) -> str:
+    return f"{MANIFESTS}{version}.json"
+
+
+def channel_key(channel: str) -> str:
+    return f"{CHANNELS}{channel}.json"
+
+
+def check_channel(name: str) -> str:
+    if not _CHANNEL_RE.match(name or ""):
+        raise UsageError(
+            f"invalid channel name {name!r}",
+            hint="Use 1-63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit (e.g. 'live', 'pr-12').",
+        )
+    return name
+
+
+def version_of_manifest_key(key: str) -> str | None:
+    if key.startswith(MANIFESTS) and key.endswith(".json"):
+        v = key[len(MANIFESTS):-len(".json")]
+        return v if VERSION_RE.match(v) else None
+    return None
+
+
+def channel_of_key(key: str) -> str | None:
+    if key.startswith(CHANNELS) and key.endswith(".json"):
+        return key[len(CHANNELS):-len(".json")]
+    return None

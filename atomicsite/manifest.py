@@ -1,0 +1,158 @@
+"""The manifest: one version's file table and provenance, and the content-addressed version id.
+
+The version id is the first 16 hex chars of the sha256 of the canonical file table (each path with its
+sha256, size, Content-Type and Cache-Control), so the same build under the same header rules always
+gets the same id. Time, message and source are recorded but are not part of the id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+
+from . import __version__
+from .errors import IntegrityError
+from .layout import VERSION_RE
+
+FORMAT = 1
+ID_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a version. ``md5`` is kept because S3 and GCS listings prove bytes by MD5."""
+
+    path: str
+    sha256: str
+    size: int
+    md5: str
+    content_type: str
+    cache_control: str
+
+    def identity(self) -> list:
+        return [self.path, self.sha256, self.size, self.content_type, self.cache_control]
+
+
+def canonical_json(value) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def version_id(files: Iterable[FileEntry]) -> str:
+    table = sorted(f.identity() for f in files)
+    return hashlib.sha256(canonical_json(table)).hexdigest()[:ID_LENGTH]
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    version: str
+    created: str
+    files: tuple[FileEntry, ...]
+    source: dict = field(default_factory=dict)
+    message: str | None = None
+    tool: str = f"atomicsite {__version__}"
+    format: int = FORMAT
+
+    @classmethod
+    def build(cls, files: Iterable[FileEntry], *, source: dict | None = None, message: str | None = None) -> Manifest:
+        files = tuple(sorted(files, key=lambda f: f.path))
+        return cls(version=version_id(files), created=utcnow(), files=files, source=dict(source or {}), message=message)
+
+    @cached_property
+    def by_path(self) -> dict[str, FileEntry]:
+        return {f.path: f for f in self.files}
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": self.format,
+            "version": self.version,
+            "created": self.created,
+            "message": self.message,
+            "source": self.source,
+            "tool": self.tool,
+            "files": {f.path: {k: v for k, v in asdict(f).items() if k != "path"} for f in self.files},
+        }
+
+    def to_json(self) -> bytes:
+        return canonical_json(self.to_dict())
+
+    @classmethod
+    def from_json(cls, data: bytes, *, where: str, expect_version: str | None = None) -> Manifest:
+        """Parse and validate; any defect is an IntegrityError naming ``where``."""
+
+        def corrupt(why: str) -> IntegrityError:
+            return IntegrityError(
+                f"corrupt manifest {where}: {why}",
+                hint="Do not point a channel at this version; re-publish its build dir to rewrite it, or prune it.",
+            )
+
+        try:
+            raw = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise corrupt(f"not valid JSON ({exc})") from None
+        if not isinstance(raw, dict):
+            raise corrupt("not a JSON object")
+        if raw.get("format") != FORMAT:
+            raise corrupt(f"unknown format {raw.get('format')!r} (this atomicsite reads format {FORMAT})")
+        version = raw.get("version")
+        if not isinstance(version, str) or not VERSION_RE.match(version):
+            raise corrupt(f"bad version id {version!r}")
+        table = raw.get("files")
+        if not isinstance(table, dict) or not table:
+            raise corrupt("no file table")
+        try:
+            files = tuple(
+                FileEntry(
+                    path=path,
+                    sha256=_str(e["sha256"]),
+                    size=_int(e["size"]),
+                    md5=_str(e["md5"]),
+                    content_type=_str(e["content_type"]),
+                    cache_control=_str(e["cache_control"]),
+                )
+                for path, e in sorted(table.items())
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise corrupt(f"bad file entry ({exc!r})") from None
+        if version_id(files) != version:
+            raise corrupt(f"its file table does not hash to its version id {version}")
+        if expect_version and version != expect_version:
+            raise corrupt(f"it names version {version}, expected {expect_version}")
+        created = raw.get("created")
+        if not isinstance(created, str):
+            raise corrupt("no created time")
+        source = raw.get("source") or {}
+        if not isinstance(source, dict):
+            raise corrupt("source is not an object")
+        return cls(
+            version=version,
+            created=created,
+            files=files,
+            source=source,
+            message=raw.get("message"),
+            tool=str(raw.get("tool", "")),
+            format=FORMAT,
+        )
+
+
+def _str(v) -> str:
+    if not isinstance(v, str):
+        raise TypeError(f"expected a string, got {v!r}")
+    return v
+
+
+def _int(v) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise TypeError(f"expected a size, got {v!r}")
+    return v

@@ -1,0 +1,137 @@
+"""The store protocol: the few object verbs every backend speaks.
+
+A store knows nothing of versions, manifests or channels: it puts, gets, heads, lists, copies and
+deletes objects under its own root (a bucket prefix or a directory). Keys are POSIX paths relative to
+that root (``v/<version>/index.html``). Everything else (retries, request counting, dry runs, fault
+injection in tests) wraps a store instead of living inside one.
+
+Errors a store raises (from :mod:`atomicsite.errors`):
+
+- ``ObjectNotFound``: ``get``/``head``/``copy`` of a key that is not there;
+- ``AlreadyExists``: ``put(mode=CREATE)`` on an existing key;
+- ``PreconditionFailed``: ``put(mode=IfMatch(token))`` when the object's token differs or it is gone;
+- ``TransientStoreError``: worth retrying (throttling, 5xx, connection reset);
+- ``AccessDenied``, ``BucketNotFound``, ``StoreError``: permanent, with a message naming the target.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+SHA256_META = "sha256"
+"""User-metadata key under which every object under ``v/`` carries the hex sha256 of its bytes."""
+
+
+class WriteMode(enum.Enum):
+    OVERWRITE = "overwrite"
+    CREATE = "create"  # fail with AlreadyExists when the key exists
+
+
+@dataclass(frozen=True)
+class IfMatch:
+    """Write only if the object's current token (ETag / generation / content hash) is ``token``."""
+
+    token: str
+
+
+PutMode = WriteMode | IfMatch
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a store knows about one object without reading its bytes.
+
+    ``sha256`` is the user metadata when the store returns it (GCS listings, any ``head``), ``md5`` the
+    server-computed MD5 when the store has one (a single-part S3 ETag, GCS ``md5Hash``); either proves
+    the bytes. ``token`` is what :class:`IfMatch` takes.
+    """
+
+    key: str
+    size: int
+    token: str | None = None
+    sha256: str | None = None
+    md5: str | None = None
+    modified: datetime | None = None
+    content_type: str | None = None
+    cache_control: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def proves(self, *, size: int, sha256: str, md5: str | None) -> bool | None:
+        """True/False when this info proves (or disproves) the content; None when it cannot tell."""
+        if self.size != size:
+            return False
+        if self.sha256:
+            return self.sha256 == sha256
+        if self.md5 and md5:
+            return self.md5 == md5
+        return None
+
+
+@dataclass(frozen=True)
+class Body:
+    data: bytes
+    info: ObjectInfo
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Objects under one root. Implementations must be safe to call from many threads at once."""
+
+    url: str
+    """The target URL this store serves, for messages (``s3://bucket/prefix``)."""
+
+    def put(
+        self,
+        key: str,
+        source: bytes | Path,
+        *,
+        content_type: str | None = None,
+        cache_control: str | None = None,
+        metadata: dict[str, str] | None = None,
+        mode: PutMode = WriteMode.OVERWRITE,
+    ) -> ObjectInfo:
+        """Write ``source`` (bytes, or a local file streamed from disk) at ``key``; return what was stored."""
+        ...
+
+    def get(self, key: str) -> Body:
+        """Read a whole (small) object: pointers and manifests."""
+        ...
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Stream bytes ``start..end`` (end exclusive, None = to the end) of an object, in chunks."""
+        ...
+
+    def head(self, key: str) -> ObjectInfo:
+        ...
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, paginating as needed, in key order."""
+        ...
+
+    def copy(
+        self,
+        src: str,
+        dst: str,
+        *,
+        content_type: str | None = None,
+        cache_control: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ObjectInfo:
+        """Server-side copy with the destination's headers set explicitly (never inherited)."""
+        ...
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Delete keys (missing ones are fine); raise StoreError naming the keys that failed."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def join_key(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p.strip("/"))

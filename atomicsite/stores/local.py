@@ -1,0 +1,341 @@
+"""The local-filesystem store: objects are plain files under a root directory.
+
+Every write goes to a temp file beside its destination and lands with ``os.replace`` (or ``os.link``
+for create-only writes), so a reader never sees half a file. Conditional writes of pointers happen
+under an ``flock`` on ``_atomicsite/.lock``, which serialises publishers across processes.
+
+The live channel also has a ``current`` symlink at the root, pointing at ``v/<version>``, so a plain
+web server (``root /srv/site/current;``) serves exactly one version and moves all at once: the link is
+swapped with ``os.replace`` under the same lock as the pointer write, right after it.
+
+The local store keeps no per-object headers: the manifest holds Content-Type and Cache-Control, and
+whatever serves ``current`` sets its own. ``sha256`` is computed from the bytes (and cached per inode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import threading
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import AccessDenied, AlreadyExists, ObjectNotFound, PreconditionFailed, StoreError, UsageError
+from .base import Body, IfMatch, ObjectInfo, PutMode, WriteMode
+
+TMP_MARK = ".atomicsite-tmp-"
+LIVE_POINTER_KEY = "_atomicsite/channels/live.json"
+CURRENT_LINK = "current"
+_LOCK_KEY = "_atomicsite/.lock"
+_CHUNK = 1 << 20
+
+
+class LocalStore:
+    """A store rooted at a directory. ``LocalStore("/srv/site")``; created on first write."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser().absolute()
+        self.url = f"file://{self.root}"
+        self._hash_cache: dict[tuple[int, int, int], str] = {}
+        self._cache_lock = threading.Lock()
+
+    # -- keys and files ---------------------------------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\0" in key:
+            raise UsageError(f"invalid object key {key!r}")
+        return self.root.joinpath(*parts)
+
+    def _write_errors(self, path: Path):
+        return _os_errors(self, path)
+
+    @staticmethod
+    def _token(st: os.stat_result) -> str:
+        return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
+
+    def _info(self, key: str, path: Path, st: os.stat_result, *, hash_it: bool) -> ObjectInfo:
+        sig = (st.st_ino, st.st_mtime_ns, st.st_size)
+        with self._cache_lock:
+            sha = self._hash_cache.get(sig)
+        if sha is None and hash_it:
+            sha = _sha256_file(path)
+            self._remember(sig, sha)
+        return ObjectInfo(
+            key=key,
+            size=st.st_size,
+            token=self._token(st),
+            sha256=sha,
+            modified=datetime.fromtimestamp(st.st_mtime, timezone.utc),
+        )
+
+    def _remember(self, sig: tuple[int, int, int], sha: str) -> None:
+        with self._cache_lock:
+            if len(self._hash_cache) > 200_000:
+                self._hash_cache.clear()
+            self._hash_cache[sig] = sha
+
+    @contextlib.contextmanager
+    def _locked(self):
+        lock_path = self._path(_LOCK_KEY)
+        with self._write_errors(lock_path):
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _tmp_beside(self, path: Path) -> Path:
+        return path.with_name(f"{TMP_MARK}{secrets.token_hex(6)}-{path.name}"[:255])
+
+    # -- the protocol -----------------------------------------------------------------------------
+
+    def put(
+        self,
+        key: str,
+        source: bytes | Path,
+        *,
+        content_type: str | None = None,
+        cache_control: str | None = None,
+        metadata: dict[str, str] | None = None,
+        mode: PutMode = WriteMode.OVERWRITE,
+    ) -> ObjectInfo:
+        path = self._path(key)
+        with self._write_errors(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._tmp_beside(path)
+            try:
+                sha = _write_tmp(tmp, source, durable=key.startswith("_atomicsite/"))
+                if isinstance(mode, IfMatch) or key.startswith("_atomicsite/channels/"):
+                    with self._locked():
+                        self._land(key, tmp, path, mode)
+                        if key == LIVE_POINTER_KEY:
+                            self._point_current(source)
+                else:
+                    self._land(key, tmp, path, mode)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            st = path.stat()
+        self._remember((st.st_ino, st.st_mtime_ns, st.st_size), sha)
+        return self._info(key, path, st, hash_it=False)
+
+    def _land(self, key: str, tmp: Path, path: Path, mode: PutMode) -> None:
+        if mode is WriteMode.CREATE:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise AlreadyExists(f"{key} already exists in {self.url}") from None
+            return
+        if isinstance(mode, IfMatch):
+            try:
+                current = self._token(path.stat())
+            except FileNotFoundError:
+                raise PreconditionFailed(f"{key} was deleted in {self.url} since it was read") from None
+            if current != mode.token:
+                raise PreconditionFailed(f"{key} changed in {self.url} since it was read")
+        os.replace(tmp, path)
+
+    def _point_current(self, pointer: bytes | Path) -> None:
+        """Swap the ``current`` symlink to the live pointer's version (caller holds the lock)."""
+        data = pointer.read_bytes() if isinstance(pointer, Path) else pointer
+        version = json.loads(data)["version"]
+        link = self.root / CURRENT_LINK
+        tmp = self._tmp_beside(link)
+        os.symlink(f"v/{version}", tmp)
+        os.replace(tmp, link)
+
+    def get(self, key: str) -> Body:
+        path = self._path(key)
+        try:
+            with open(path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                data = fh.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise ObjectNotFound(key, f"no object at {key!r} in {self.url}") from None
+        except PermissionError:
+            raise AccessDenied(f"cannot read {path}: permission denied.", hint="Check the file's permissions.") from None
+        sha = hashlib.sha256(data).hexdigest()
+        self._remember((st.st_ino, st.st_mtime_ns, st.st_size), sha)
+        return Body(data, self._info(key, path, st, hash_it=False))
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        path = self._path(key)
+        try:
+            fh = open(path, "rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise ObjectNotFound(key, f"no object at {key!r} in {self.url}") from None
+
+        def chunks() -> Iterator[bytes]:
+            with fh:
+                fh.seek(start)
+                left = None if end is None else max(0, end - start)
+                while left is None or left > 0:
+                    chunk = fh.read(_CHUNK if left is None else min(_CHUNK, left))
+                    if not chunk:
+                        return
+                    if left is not None:
+                        left -= len(chunk)
+                    yield chunk
+
+        return chunks()
+
+    def head(self, key: str) -> ObjectInfo:
+        path = self._path(key)
+        try:
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound(key, f"no object at {key!r} in {self.url}") from None
+        if not path.is_file():
+            raise ObjectNotFound(key, f"no object at {key!r} in {self.url}")
+        return self._info(key, path, st, hash_it=True)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        # Walk only the directory the prefix names; filter the rest by string prefix.
+        base_key = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        base = self.root.joinpath(*base_key.split("/")) if base_key else self.root
+        if not base.is_dir():
+            return iter(())
+        found: list[tuple[str, Path]] = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            rel_dir = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
+            rel_dir = "" if rel_dir == "." else rel_dir + "/"
+            dirnames[:] = [d for d in dirnames if not (rel_dir == "" and d == CURRENT_LINK)]
+            for name in filenames:
+                key = rel_dir + name
+                if name.startswith(TMP_MARK) or key == _LOCK_KEY or not key.startswith(prefix):
+                    continue
+                found.append((key, Path(dirpath, name)))
+        found.sort()
+
+        def infos() -> Iterator[ObjectInfo]:
+            for key, path in found:
+                try:
+                    st = path.lstat()
+                except FileNotFoundError:
+                    continue
+                if path.is_symlink():
+                    continue
+                yield self._info(key, path, st, hash_it=False)
+
+        return infos()
+
+    def copy(
+        self,
+        src: str,
+        dst: str,
+        *,
+        content_type: str | None = None,
+        cache_control: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ObjectInfo:
+        src_path, dst_path = self._path(src), self._path(dst)
+        if not src_path.is_file():
+            raise ObjectNotFound(src, f"no object at {src!r} in {self.url}")
+        with self._write_errors(dst_path):
+            dst_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._tmp_beside(dst_path)
+            try:
+                try:
+                    os.link(src_path, tmp)  # objects are immutable, so sharing an inode is safe
+                except OSError:
+                    shutil.copyfile(src_path, tmp)
+                os.replace(tmp, dst_path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            st = dst_path.stat()
+        return self._info(dst, dst_path, st, hash_it=True)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        failed: list[str] = []
+        parents: set[Path] = set()
+        for key in keys:
+            path = self._path(key)
+            try:
+                path.unlink()
+                parents.add(path.parent)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                failed.append(f"{key} ({exc.strerror})")
+        for parent in sorted(parents, key=lambda p: len(p.parts), reverse=True):
+            _remove_empty_dirs(parent, self.root)
+        if failed:
+            raise StoreError(f"could not delete {len(failed)} object(s) in {self.url}: {', '.join(failed[:5])}")
+
+    def close(self) -> None:
+        pass
+
+    def live_link_target(self) -> str | None:
+        """Where ``current`` points (``v/<version>``), or None."""
+        try:
+            return os.readlink(self.root / CURRENT_LINK)
+        except OSError:
+            return None
+
+
+def _write_tmp(tmp: Path, source: bytes | Path, *, durable: bool) -> str:
+    digest = hashlib.sha256()
+    with open(tmp, "xb") as out:
+        if isinstance(source, Path):
+            with open(source, "rb") as src:
+                while chunk := src.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+        else:
+            digest.update(source)
+            out.write(source)
+        if durable:
+            out.flush()
+            os.fsync(out.fileno())
+    return digest.hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _remove_empty_dirs(start: Path, root: Path) -> None:
+    here = start
+    while here != root and root in here.parents:
+        try:
+            here.rmdir()
+        except OSError:
+            return
+        here = here.parent
+
+
+@contextlib.contextmanager
+def _os_errors(store: LocalStore, path: Path):
+    try:
+        yield
+    except PermissionError:
+        raise AccessDenied(
+            f"cannot write to {path}: permission denied.",
+            hint=f"Choose a target you can write to, or fix the permissions of {store.root}.",
+        ) from None
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES):
+            raise AccessDenied(f"cannot write to {path}: {exc.strerror}.", hint="Choose a writable target.") from None
+        if exc.errno in (errno.ENOTDIR, errno.EEXIST) and not isinstance(exc, FileExistsError):
+            raise StoreError(f"cannot write {path}: a file stands where a directory should be ({exc.strerror}).") from None
+        if isinstance(exc, FileExistsError) or isinstance(exc, (AlreadyExists,)):
+            raise
+        if exc.errno == errno.ENOSPC:
+            raise StoreError(f"cannot write {path}: the disk is full.") from None
+        raise
