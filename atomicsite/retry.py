@@ -1,0 +1,94 @@
+"""Retries of transient store failures, as a wrapper around any store.
+
+Backends raise :class:`TransientStoreError` for what is worth another try (throttling, 5xx, a reset
+connection) and switch their SDK's own retries off, so attempts never multiply: this wrapper is the one
+place that retries, with exponential backoff and jitter, a bounded number of times.
+
+A conditional write is retried too. If the first attempt landed but its answer was lost, the retry
+fails its precondition; callers that care (the pointer switch) check whether what is stored is what
+they wrote (see :func:`atomicsite.channels.write_pointer`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from .errors import TransientStoreError
+from .stores.base import Body, ObjectInfo, PutMode, Store, WriteMode
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    initial: float = 0.2  # seconds before the second attempt
+    maximum: float = 8.0  # cap on one wait
+
+    def call(self, fn: Callable[[], T]) -> T:
+        retrying = Retrying(
+            retry=retry_if_exception_type(TransientStoreError),
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential_jitter(initial=self.initial, max=self.maximum),
+            reraise=True,
+        )
+        return retrying(fn)
+
+
+class RetryingStore:
+    """``RetryingStore(store, RetryPolicy(attempts=5))``: the same store, retrying transient errors."""
+
+    def __init__(self, inner: Store, policy: RetryPolicy | None = None):
+        self.inner = inner
+        self.policy = policy or RetryPolicy()
+        self.url = inner.url
+        self.retries = 0
+
+    def __getattr__(self, name):  # backend extras (http_stats, live_link_target, …) pass through
+        return getattr(self.inner, name)
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        attempt = 0
+
+        def once() -> T:
+            nonlocal attempt
+            attempt += 1
+            if attempt > 1:
+                self.retries += 1
+            return fn()
+
+        return self.policy.call(once)
+
+    def put(self, key: str, source: bytes | Path, *, content_type=None, cache_control=None, metadata=None,
+            mode: PutMode = WriteMode.OVERWRITE) -> ObjectInfo:
+        return self._call(lambda: self.inner.put(key, source, content_type=content_type, cache_control=cache_control,
+                                                 metadata=metadata, mode=mode))
+
+    def get(self, key: str) -> Body:
+        return self._call(lambda: self.inner.get(key))
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        return self._call(lambda: self.inner.open(key, start, end))
+
+    def head(self, key: str) -> ObjectInfo:
+        return self._call(lambda: self.inner.head(key))
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        # Materialise so a transient failure on page N retries the listing, not half of it.
+        return iter(self._call(lambda: list(self.inner.list(prefix))))
+
+    def copy(self, src: str, dst: str, *, content_type=None, cache_control=None, metadata=None) -> ObjectInfo:
+        return self._call(lambda: self.inner.copy(src, dst, content_type=content_type, cache_control=cache_control,
+                                                  metadata=metadata))
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        self._call(lambda: self.inner.delete_many(keys))
+
+    def close(self) -> None:
+        self.inner.close()
