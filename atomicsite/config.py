@@ -1,0 +1,236 @@
+"""Settings: flags, then ``ATOMICSITE_*`` environment, then ``atomicsite.toml`` / ``[tool.atomicsite]``.
+
+Validated once into a frozen :class:`Settings`; every error names the key, variable or flag it came from.
+See docs/config.md for every key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .headers import HeaderRule
+from .layout import DEFAULT_CHANNEL, check_channel
+from .scan import DEFAULT_IGNORE
+from .stores import StoreOptions
+
+DEFAULT_TARGET = ".atomicsite/site"
+"""Where publish goes when no target is configured: a local store under the current directory."""
+
+
+@dataclass(frozen=True)
+class PruneSettings:
+    keep: int = 10
+    grace_seconds: float = 24 * 3600  # partial uploads younger than this are left alone
+    max_delete: int = 20  # versions; more than this needs --force
+
+
+@dataclass(frozen=True)
+class Settings:
+    target: str | None = None
+    channel: str = DEFAULT_CHANNEL
+    store: StoreOptions = field(default_factory=StoreOptions)
+    rules: tuple[HeaderRule, ...] = ()
+    ignore: tuple[str, ...] = DEFAULT_IGNORE
+    concurrency: int = 32
+    retries: int = 5
+    reuse_from: int = 3  # newest complete versions whose files may be copied instead of uploaded
+    prune: PruneSettings = field(default_factory=PruneSettings)
+    cloudfront: Mapping[str, Any] | None = None  # validated by atomicsite.cdn.cloudfront
+    verify_urls: tuple[str, ...] = ()
+    verify_timeout: float = 120.0
+    config_file: str | None = None
+
+    @property
+    def target_or_default(self) -> str:
+        return self.target or DEFAULT_TARGET
+
+    def with_overrides(self, **flags) -> Settings:
+        """Flags win: ``settings.with_overrides(target="s3://b/p")``; None means 'not given'."""
+        given = {k: v for k, v in flags.items() if v is not None}
+        store_keys = {k: given.pop(k) for k in list(given) if k in StoreOptions.__dataclass_fields__}
+        out = replace(self, **given)
+        if store_keys:
+            out = replace(out, store=replace(out.store, **store_keys))
+        if "concurrency" in given:
+            out = replace(out, store=replace(out.store, max_workers=out.concurrency))
+        return _validated(out, "flag")
+
+
+_TOP_KEYS = {
+    "target", "channel", "endpoint_url", "region", "profile", "addressing_style", "checksums", "project",
+    "allow_unsafe_cas", "concurrency", "retries", "reuse_from", "ignore", "headers", "prune", "cloudfront",
+    "verify_urls", "verify_timeout", "serve",
+}
+_ENV = {
+    "TARGET": "target", "CHANNEL": "channel", "ENDPOINT_URL": "endpoint_url", "REGION": "region",
+    "PROFILE": "profile", "ADDRESSING_STYLE": "addressing_style", "CHECKSUMS": "checksums",
+    "PROJECT": "project", "ALLOW_UNSAFE_CAS": "allow_unsafe_cas", "CONCURRENCY": "concurrency",
+    "RETRIES": "retries",
+}
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str | int | float, *, where: str) -> float:
+    """``"30d"`` → seconds. Units s, m, h, d, w; a bare number is seconds."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    m = _DURATION.match(str(text).strip().lower())
+    if not m:
+        raise ConfigError(f"{where}: {text!r} is not a duration", hint="Use a number with s, m, h, d or w (e.g. 30d).")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def find_config_file(cwd: Path, explicit: str | None = None) -> tuple[Path, dict] | None:
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist", hint="Fix --config / ATOMICSITE_CONFIG.")
+        data = _read_toml(path)
+        return path, (data.get("tool", {}).get("atomicsite", {}) if path.name == "pyproject.toml" else data)
+    own = cwd / "atomicsite.toml"
+    if own.is_file():
+        return own, _read_toml(own)
+    py = cwd / "pyproject.toml"
+    if py.is_file():
+        table = _read_toml(py).get("tool", {}).get("atomicsite")
+        if table is not None:
+            return py, table
+    return None
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+
+
+def _bool(value, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    s = str(value).strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{where}: {value!r} is not true or false")
+
+
+def _int(value, where: str, minimum: int = 0) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {value!r} is not a whole number") from None
+    if n < minimum:
+        raise ConfigError(f"{where}: must be at least {minimum}, got {n}")
+    return n
+
+
+def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> Settings:
+    """Fold one source's values (already with canonical key names) into settings."""
+
+    def where(key: str) -> str:
+        return f"{origin} {key}"
+
+    store = settings.store
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in _TOP_KEYS:
+            raise ConfigError(f"{origin}: unknown setting {key!r}", hint=f"Known settings: {', '.join(sorted(_TOP_KEYS))}.")
+        if key in ("target", "channel"):
+            out[key] = str(value)
+        elif key in ("endpoint_url", "region", "profile", "project"):
+            store = replace(store, **{key: str(value)})
+        elif key == "addressing_style":
+            if value not in ("auto", "path", "virtual"):
+                raise ConfigError(f"{where(key)}: {value!r} is not auto, path or virtual")
+            store = replace(store, addressing_style=value)
+        elif key == "checksums":
+            if value not in ("when_required", "when_supported"):
+                raise ConfigError(f"{where(key)}: {value!r} is not when_required or when_supported")
+            store = replace(store, checksums=value)
+        elif key == "allow_unsafe_cas":
+            store = replace(store, allow_unsafe_cas=_bool(value, where(key)))
+        elif key == "concurrency":
+            out[key] = _int(value, where(key), 1)
+            store = replace(store, max_workers=out[key])
+        elif key in ("retries", "reuse_from"):
+            out[key] = _int(value, where(key), 1 if key == "retries" else 0)
+        elif key == "ignore":
+            if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+                raise ConfigError(f"{where(key)}: must be a list of glob strings")
+            out[key] = tuple(value)
+        elif key == "headers":
+            out["rules"] = _header_rules(value, where(key))
+        elif key == "prune":
+            out[key] = _prune(value, where(key), settings.prune)
+        elif key == "cloudfront":
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where(key)}: must be a table")
+            out[key] = dict(value)
+        elif key == "verify_urls":
+            if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
+                raise ConfigError(f"{where(key)}: must be a list of URLs")
+            out[key] = tuple(value)
+        elif key == "verify_timeout":
+            out[key] = parse_duration(value, where=where(key))
+        # "serve" is read by atomicsite.serve
+    return _validated(replace(settings, store=store, **out), origin)
+
+
+def _header_rules(value, where: str) -> tuple[HeaderRule, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: must be a list of tables like {{ match = '*.html', cache_control = '...' }}")
+    rules = []
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping) or set(item) - {"match", "content_type", "cache_control"}:
+            raise ConfigError(f"{where}[{i}]: a rule has keys match, content_type, cache_control only")
+        try:
+            rules.append(HeaderRule(str(item.get("match", "")), item.get("content_type"), item.get("cache_control")))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}[{i}]: {exc.message}", hint=exc.hint) from None
+    return tuple(rules)
+
+
+def _prune(value, where: str, current: PruneSettings) -> PruneSettings:
+    if not isinstance(value, Mapping) or set(value) - {"keep", "grace", "max_delete"}:
+        raise ConfigError(f"{where}: a table with keep, grace, max_delete")
+    return PruneSettings(
+        keep=_int(value.get("keep", current.keep), f"{where}.keep", 1),
+        grace_seconds=parse_duration(value.get("grace", current.grace_seconds), where=f"{where}.grace"),
+        max_delete=_int(value.get("max_delete", current.max_delete), f"{where}.max_delete", 1),
+    )
+
+
+def _validated(settings: Settings, origin: str) -> Settings:
+    try:
+        check_channel(settings.channel)
+    except Exception as exc:
+        raise ConfigError(f"{origin} channel: {exc}") from None
+    return settings
+
+
+def load_settings(*, cwd: Path | None = None, env: Mapping[str, str] | None = None,
+                  config_file: str | None = None) -> Settings:
+    """Settings from the config file and the environment (flags are applied by the caller)."""
+    cwd = cwd or Path.cwd()
+    env = os.environ if env is None else env
+    settings = Settings()
+    found = find_config_file(cwd, config_file or env.get("ATOMICSITE_CONFIG"))
+    if found:
+        path, table = found
+        settings = replace(_apply(settings, table, str(path)), config_file=str(path))
+    from_env = {canon: env[f"ATOMICSITE_{name}"] for name, canon in _ENV.items() if env.get(f"ATOMICSITE_{name}")}
+    if from_env:
+        settings = _apply(settings, from_env, "environment ATOMICSITE_*")
+    return settings

@@ -1,0 +1,182 @@
+"""Read-only commands: status, versions, history, diff, verify."""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .channels import PointerState, read_pointer
+from .config import Settings
+from .errors import ChannelNotFound, IntegrityError, ObjectNotFound
+from .layout import CHANNELS, channel_of_key, check_channel, object_key, version_prefix
+from .manifest import Manifest
+from .stores.base import Store
+from .switch import switcher_record
+from .targets import list_manifest_infos, opened, read_manifest, resolve_version
+
+
+def _all_pointers(store: Store) -> dict[str, PointerState]:
+    out = {}
+    for info in store.list(CHANNELS):
+        name = channel_of_key(info.key)
+        if name:
+            out[name] = read_pointer(store, name)
+    return out
+
+
+@dataclass
+class Status:
+    target: str
+    channel: str
+    pointer: dict | None
+    manifest: dict | None  # summary of the version served: files, bytes, created, source, message
+    current_link: str | None  # local store: where `current` points
+    switchers: dict | None
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def _summary(m: Manifest) -> dict:
+    return {"version": m.version, "created": m.created, "files": len(m.files), "bytes": m.total_bytes,
+            "source": m.source, "message": m.message}
+
+
+def status(target: str | Store | None = None, *, channel: str | None = None,
+           settings: Settings | None = None) -> Status:
+    """What the channel serves now: ``status("s3://b/site").pointer["version"]``."""
+    with opened(target, settings) as (store, settings):
+        channel = check_channel(channel or settings.channel)
+        state = read_pointer(store, channel)
+        if state.pointer is None:
+            raise ChannelNotFound(f"channel {channel!r} has nothing published in {store.url} yet.",
+                                  hint="Run 'atomicsite publish DIR' first.")
+        manifest = read_manifest(store, state.pointer.version)
+        link = getattr(store, "live_link_target", lambda: None)() if channel == "live" else None
+        pointer = state.pointer.to_dict()
+        pointer.pop("history", None)
+        return Status(store.url, channel, pointer, _summary(manifest), link, switcher_record(store, channel))
+
+
+@dataclass
+class VersionRow:
+    version: str
+    created: str
+    files: int
+    bytes: int
+    commit: str | None
+    message: str | None
+    channels: list[str] = field(default_factory=list)
+    pinned_by: list[str] = field(default_factory=list)
+
+
+def versions(target: str | Store | None = None, *, settings: Settings | None = None) -> list[VersionRow]:
+    """Every committed version, newest first, with the channels that point at it."""
+    with opened(target, settings) as (store, _):
+        pointers = _all_pointers(store)
+        rows = []
+        for v, _info in list_manifest_infos(store):
+            try:
+                m = read_manifest(store, v)
+            except (IntegrityError, ObjectNotFound):
+                rows.append(VersionRow(v, "?", 0, 0, None, "corrupt or vanished manifest"))
+                continue
+            on = sorted(c for c, s in pointers.items() if s.version == v)
+            pins = sorted(c for c, s in pointers.items() if s.version == v and s.pointer.pinned)
+            rows.append(VersionRow(v, m.created, len(m.files), m.total_bytes, m.source.get("commit"), m.message, on, pins))
+        rows.sort(key=lambda r: (r.created, r.version), reverse=True)
+        return rows
+
+
+def history(target: str | Store | None = None, *, channel: str | None = None,
+            settings: Settings | None = None) -> list[dict]:
+    """The channel's recent switches, newest first (bounded: the pointer keeps the last 20)."""
+    with opened(target, settings) as (store, settings):
+        channel = check_channel(channel or settings.channel)
+        state = read_pointer(store, channel)
+        if state.pointer is None:
+            raise ChannelNotFound(f"channel {channel!r} has nothing published in {store.url} yet.")
+        return [h.__dict__.copy() for h in state.pointer.history]
+
+
+@dataclass
+class Diff:
+    a: str
+    b: str
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def diff(a: str, b: str, target: str | Store | None = None, *, channel: str | None = None,
+         settings: Settings | None = None) -> Diff:
+    """Paths added, removed and changed (content or headers) from version ``a`` to ``b``."""
+    with opened(target, settings) as (store, settings):
+        state = read_pointer(store, check_channel(channel or settings.channel))
+        ma = read_manifest(store, resolve_version(store, a, state))
+        mb = read_manifest(store, resolve_version(store, b, state))
+        pa, pb = ma.by_path, mb.by_path
+        return Diff(
+            ma.version, mb.version,
+            added=sorted(set(pb) - set(pa)),
+            removed=sorted(set(pa) - set(pb)),
+            changed=sorted(p for p in set(pa) & set(pb) if pa[p].identity() != pb[p].identity()),
+        )
+
+
+@dataclass
+class VerifyResult:
+    version: str
+    files: int
+    missing: list[str]
+    mismatched: list[str]
+    extra: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.mismatched)
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "ok": self.ok}
+
+
+def verify(version: str | None = None, target: str | Store | None = None, *, channel: str | None = None,
+           settings: Settings | None = None, raise_on_failure: bool = True) -> VerifyResult:
+    """Download every object of a version and re-hash it against the manifest (default: the live one)."""
+    with opened(target, settings) as (store, settings):
+        state = read_pointer(store, check_channel(channel or settings.channel))
+        v = resolve_version(store, version or "live", state)
+        manifest = read_manifest(store, v)
+        prefix = version_prefix(v)
+        stored = {info.key[len(prefix):] for info in store.list(prefix)}
+
+        def rehash(path: str) -> str | None:
+            digest = hashlib.sha256()
+            try:
+                for chunk in store.open(object_key(v, path)):
+                    digest.update(chunk)
+            except ObjectNotFound:
+                return None
+            return digest.hexdigest()
+
+        present = [f for f in manifest.files if f.path in stored]
+        with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
+            hashes = dict(zip((f.path for f in present), pool.map(lambda f: rehash(f.path), present)))
+        result = VerifyResult(
+            v, len(manifest.files),
+            missing=sorted(f.path for f in manifest.files if hashes.get(f.path) is None),
+            mismatched=sorted(f.path for f in present if hashes.get(f.path) not in (None, f.sha256)),
+            extra=sorted(stored - set(manifest.by_path)),
+        )
+        if raise_on_failure and not result.ok:
+            first = (result.missing or result.mismatched)[0]
+            raise IntegrityError(
+                f"version {v} is damaged: {len(result.missing)} missing and {len(result.mismatched)} changed "
+                f"object(s) (first: {first}).",
+                hint="Promote a healthy version ('atomicsite rollback'), then prune this one and publish its build again.",
+            )
+        return result

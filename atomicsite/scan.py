@@ -1,0 +1,157 @@
+"""Build dir → the files to publish, each with its sha256, MD5, size and headers.
+
+Symlinks that stay inside the build dir are followed (a link to a directory is walked once; a loop is
+an error); a symlink that leaves it is an error naming the link, because publishing whatever it points
+at (``~/.ssh``, ``/etc``) is never what the user meant. Paths become POSIX, NFC-normalised keys.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import stat
+import unicodedata
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BuildDirError
+from .headers import HeaderRule, headers_for
+from .manifest import FileEntry
+
+DEFAULT_IGNORE = (".git", ".svn", ".hg", ".DS_Store", "Thumbs.db", "desktop.ini", ".atomicsite", "*.swp", "*~")
+MAX_KEY_BYTES = 900  # S3 allows 1024 bytes per key; leave room for "<prefix>/v/<version>/"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    entry: FileEntry
+    source: Path  # the real file on disk
+
+
+def _ignored(rel: str, name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(rel if "/" in p else name, p) for p in patterns)
+
+
+def _check_key(rel: str, shown: Path) -> str:
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BuildDirError(
+            f"{shown}: the file name is not valid UTF-8 and cannot be an object key.", hint="Rename the file."
+        ) from None
+    bad = next((c for c in rel if ord(c) < 0x20 or ord(c) == 0x7F or c == "\\"), None)
+    if bad is not None:
+        raise BuildDirError(
+            f"{shown}: the name holds {bad!r}, which cannot be part of an object key on every store.",
+            hint="Rename the file.",
+        )
+    if len(rel.encode("utf-8")) > MAX_KEY_BYTES:
+        raise BuildDirError(f"{shown}: the path is longer than {MAX_KEY_BYTES} bytes.", hint="Shorten it.")
+    return rel
+
+
+def _walk(root: Path, ignore: tuple[str, ...]) -> list[tuple[str, Path]]:
+    """(key, real path) for every regular file, following links that stay inside ``root``."""
+    real_root = root.resolve()
+    found: list[tuple[str, Path]] = []
+    seen_dirs: set[str] = set()
+
+    def inside(p: str) -> bool:
+        return p == str(real_root) or p.startswith(str(real_root) + os.sep)
+
+    def visit(directory: Path, rel_dir: str) -> None:
+        real = os.path.realpath(directory)
+        if real in seen_dirs:
+            raise BuildDirError(
+                f"{directory}: a symlink loop (this directory is reached twice).", hint="Remove the looping link."
+            )
+        seen_dirs.add(real)
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except PermissionError:
+            raise BuildDirError(f"{directory}: cannot read this directory (permission denied).",
+                                hint="Fix its permissions or add it to ignore.") from None
+        for entry in entries:
+            name = unicodedata.normalize("NFC", entry.name)
+            rel = f"{rel_dir}{name}"
+            if _ignored(rel, name, ignore):
+                continue
+            path = Path(entry.path)
+            if entry.is_symlink():
+                target = os.path.realpath(path)
+                if not inside(target):
+                    raise BuildDirError(
+                        f"{path}: this symlink points outside the build dir (to {target}).",
+                        hint="Copy the file into the build dir, or remove the link.",
+                    )
+                if not os.path.exists(target):
+                    raise BuildDirError(f"{path}: this symlink is broken.", hint="Fix or remove it.")
+            try:
+                st = path.stat()
+            except PermissionError:
+                raise BuildDirError(f"{path}: cannot read it (permission denied).", hint="Fix its permissions.") from None
+            if stat.S_ISDIR(st.st_mode):
+                visit(path, rel + "/")
+            elif stat.S_ISREG(st.st_mode):
+                found.append((_check_key(rel, path), path))
+            # sockets, fifos, devices: not content; skipped on purpose
+
+    visit(root, "")
+    return found
+
+
+def _hash(path: Path) -> tuple[str, str, int]:
+    sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                sha.update(chunk)
+                md5.update(chunk)
+                size += len(chunk)
+    except PermissionError:
+        raise BuildDirError(f"{path}: cannot read it (permission denied).", hint="Fix its permissions, or ignore it.") from None
+    except OSError as exc:
+        raise BuildDirError(f"{path}: cannot read it ({exc.strerror}).") from None
+    return sha.hexdigest(), md5.hexdigest(), size
+
+
+def scan(
+    build_dir: str | Path,
+    *,
+    rules: tuple[HeaderRule, ...] = (),
+    ignore: tuple[str, ...] = DEFAULT_IGNORE,
+    workers: int = 8,
+    on_file: Callable[[int], None] | None = None,
+) -> list[ScannedFile]:
+    """Scan ``build_dir``; ``scan("dist")[0].entry.sha256``. ``on_file(size)`` is called per hashed file."""
+    root = Path(build_dir)
+    if not root.exists():
+        raise BuildDirError(f"build dir {root} does not exist.", hint="Build the site first, or pass the right directory.")
+    if not root.is_dir():
+        raise BuildDirError(f"build dir {root} is not a directory.", hint="Pass the folder your site builds into (e.g. ./dist).")
+    listed = _walk(root, ignore)
+    if not listed:
+        raise BuildDirError(f"build dir {root} has no files to publish.", hint="Build the site first; check your ignore rules.")
+    keys: dict[str, Path] = {}
+    for key, path in listed:
+        if key in keys:
+            raise BuildDirError(
+                f"{path} and {keys[key]} both become the key {key!r} (same name after unicode normalisation).",
+                hint="Rename one of them.",
+            )
+        keys[key] = path
+
+    def one(item: tuple[str, Path]) -> ScannedFile:
+        key, path = item
+        sha, md5, size = _hash(path)
+        if on_file:
+            on_file(size)
+        h = headers_for(key, rules)
+        return ScannedFile(FileEntry(key, sha, size, md5, h.content_type, h.cache_control), path)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(one, listed))

@@ -1,0 +1,243 @@
+"""Moving channels: promote, pin, unpin, rollback; channel list and delete.
+
+Every move is one compare-and-swap of the channel pointer, then the "after" step: the configured
+switchers (CloudFront) and, when asked, a health check of URLs that switches back on failure.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from .channels import ChannelPointer, PointerState, next_pointer, read_pointer, with_pin, write_pointer
+from .config import Settings
+from .errors import (AtomicsiteError, ChannelNotFound, ConflictError, HealthCheckFailed, IntegrityError,
+                     ObjectNotFound, StoreError, UsageError)
+from .layout import CHANNELS, DEFAULT_CHANNEL, channel_key, channel_of_key, check_channel
+from .manifest import Manifest, canonical_json, utcnow
+from .stores.base import Store
+from .switchers import SwitchContext, SwitchReport
+from .targets import find_manifest, opened, read_manifest, resolve_version
+
+SWITCHERS_RECORD = "_atomicsite/switchers/{channel}.json"
+
+
+@dataclass
+class SwitchOutcome:
+    channel: str
+    pointer: ChannelPointer
+    before: str | None
+    switched: bool
+    note: str = ""
+    reports: list[SwitchReport] = field(default_factory=list)
+
+    @property
+    def version(self) -> str:
+        return self.pointer.version
+
+    def to_dict(self) -> dict:
+        return {
+            "channel": self.channel,
+            "version": self.pointer.version,
+            "before": self.before,
+            "switched": self.switched,
+            "pinned": self.pointer.pinned,
+            "note": self.note,
+            "after": [asdict(r) for r in self.reports],
+        }
+
+
+def _root_prefix(store: Store) -> str:
+    inner = getattr(store, "inner", store)
+    return (getattr(inner, "prefix", "") or "").strip("/")
+
+
+def run_switchers(store: Store, settings: Settings, channel: str, manifest: Manifest,
+                  previous: str | None) -> list[SwitchReport]:
+    """Apply every configured switcher for the version now in the pointer; record what each did."""
+    if not settings.cloudfront:
+        return []
+    from .cdn.cloudfront import switchers_from_settings  # boto3 only when a CDN is configured
+
+    ctx = SwitchContext(
+        target_url=store.url, root_prefix=_root_prefix(store), channel=channel, version=manifest.version,
+        previous=previous, manifest=manifest,
+        previous_manifest=_quiet_manifest(store, previous),
+    )
+    reports = []
+    for switcher in switchers_from_settings(settings.cloudfront):
+        try:
+            reports.append(switcher.apply(ctx))
+        except AtomicsiteError as exc:
+            reports.append(SwitchReport(switcher.name, False, str(exc)))
+    record = {"channel": channel, "version": manifest.version, "at": utcnow(), "reports": [asdict(r) for r in reports]}
+    store.put(SWITCHERS_RECORD.format(channel=channel), canonical_json(record), content_type="application/json")
+    failed = [r for r in reports if not r.ok]
+    if failed:
+        raise StoreError(
+            f"channel {channel!r} now points at {manifest.version}, but {failed[0].switcher} failed: {failed[0].detail}",
+            hint=f"Fix it, then run 'atomicsite promote {manifest.version}' to apply the switchers again.",
+        )
+    return reports
+
+
+def _quiet_manifest(store: Store, version: str | None) -> Manifest | None:
+    if not version:
+        return None
+    try:
+        return find_manifest(store, version)
+    except IntegrityError:
+        return None
+
+
+def switch_channel(store: Store, settings: Settings, state: PointerState, manifest: Manifest, *, action: str,
+                   message: str | None = None, pinned: bool | None = None,
+                   verify_urls: tuple[str, ...] | None = None) -> SwitchOutcome:
+    """CAS the pointer to ``manifest.version``, run switchers, health-check and switch back on failure."""
+    new = next_pointer(state, manifest.version, action=action, message=message, pinned=pinned)
+    after = write_pointer(store, state, new)
+    reports = run_switchers(store, settings, state.channel, manifest, state.version)
+    urls = settings.verify_urls if verify_urls is None else verify_urls
+    if urls:
+        from .healthcheck import check_urls
+
+        failure = check_urls(urls, manifest, timeout=settings.verify_timeout)
+        if failure:
+            _switch_back(store, settings, after, state, failure)
+    return SwitchOutcome(state.channel, new, state.version, True, reports=reports)
+
+
+def _switch_back(store: Store, settings: Settings, after: PointerState, before: PointerState, failure: str):
+    if not before.version:
+        raise HealthCheckFailed(
+            f"health check failed: {failure}; there is no earlier version of {before.channel!r} to switch back to.",
+            hint="Fix the site and publish again.",
+        )
+    back = next_pointer(after, before.version, action="switch-back", message=f"health check failed: {failure}")
+    write_pointer(store, after, back)
+    old = read_manifest(store, before.version)
+    run_switchers(store, settings, before.channel, old, after.version)
+    raise HealthCheckFailed(
+        f"health check failed: {failure}; switched {before.channel!r} back to {before.version}.",
+        hint="Check the URLs and your CDN, then 'atomicsite promote' the version again when it is fixed.",
+    )
+
+
+def _state(store: Store, channel: str, repair: bool) -> PointerState:
+    try:
+        return read_pointer(store, channel)
+    except IntegrityError:
+        if not repair:
+            raise
+        # The pointer is corrupt: overwrite it, still by compare-and-swap against what is there.
+        info = store.head(channel_key(channel))
+        return PointerState(channel, None, info.token)
+
+
+def _committed(store: Store, version: str) -> Manifest:
+    try:
+        return read_manifest(store, version)
+    except ObjectNotFound:
+        raise IntegrityError(
+            f"version {version} is incomplete (no manifest), so no channel may point at it.",
+            hint="Re-run 'atomicsite publish' with its build dir to finish it.",
+        ) from None
+
+
+def _move(version: str, target, *, channel, settings, action: str, message, pinned, repair=False,
+          refuse_pinned: bool = True, verify_urls=None) -> SwitchOutcome:
+    with opened(target, settings) as (store, settings):
+        channel = check_channel(channel or settings.channel)
+        state = _state(store, channel, repair)
+        resolved = resolve_version(store, version, state)
+        manifest = _committed(store, resolved)
+        p = state.pointer
+        if refuse_pinned and p and p.pinned and p.version != resolved:
+            raise ConflictError(
+                f"channel {channel!r} is pinned to {p.version}; {action} would move it.",
+                hint=f"Run 'atomicsite unpin' first, or 'atomicsite pin {resolved}' to move the pin.",
+            )
+        if p and p.version == resolved:
+            if pinned is not None and p.pinned != pinned:
+                new = with_pin(p, pinned, message=message)
+                write_pointer(store, state, new)
+                return SwitchOutcome(channel, new, p.version, False, note=f"pinned to {resolved}")
+            if action == "promote":  # re-applying switchers is how a failed CDN step is retried
+                reports = run_switchers(store, settings, channel, manifest, p.previous)
+                return SwitchOutcome(channel, p, p.version, False, note=f"already serves {resolved}", reports=reports)
+            return SwitchOutcome(channel, p, p.version, False, note=f"already serves {resolved}")
+        return switch_channel(store, settings, state, manifest, action=action, message=message, pinned=pinned,
+                              verify_urls=verify_urls)
+
+
+def promote(version: str, target: str | Store | None = None, *, channel: str | None = None,
+            message: str | None = None, settings: Settings | None = None, repair: bool = False,
+            verify_urls: tuple[str, ...] | None = None) -> SwitchOutcome:
+    """Point the channel at a committed version: ``promote("3f9a", "s3://b/site")``.
+
+    ``repair=True`` replaces a corrupt pointer (still by compare-and-swap).
+    """
+    return _move(version, target, channel=channel, settings=settings, action="promote", message=message,
+                 pinned=None, repair=repair, verify_urls=verify_urls)
+
+
+def pin(version: str, target: str | Store | None = None, *, channel: str | None = None, message: str | None = None,
+        settings: Settings | None = None) -> SwitchOutcome:
+    """Switch to ``version`` and lock the channel there: later publishes commit but do not go live."""
+    return _move(version, target, channel=channel, settings=settings, action="pin", message=message, pinned=True,
+                 refuse_pinned=False)
+
+
+def unpin(target: str | Store | None = None, *, channel: str | None = None, message: str | None = None,
+          settings: Settings | None = None) -> SwitchOutcome:
+    """Unlock a pinned channel; it keeps serving the same version until the next publish or promote."""
+    with opened(target, settings) as (store, settings):
+        channel = check_channel(channel or settings.channel)
+        state = read_pointer(store, channel)
+        if not state.pointer:
+            raise ChannelNotFound(f"channel {channel!r} does not exist in {store.url}.", hint="See 'atomicsite channel list'.")
+        if not state.pointer.pinned:
+            return SwitchOutcome(channel, state.pointer, state.version, False, note="was not pinned")
+        new = with_pin(state.pointer, False, message=message)
+        write_pointer(store, state, new)
+        return SwitchOutcome(channel, new, state.version, False, note=f"unpinned; still serves {new.version}")
+
+
+def rollback(target: str | Store | None = None, *, to: str | None = None, channel: str | None = None,
+             message: str | None = None, settings: Settings | None = None,
+             verify_urls: tuple[str, ...] | None = None) -> SwitchOutcome:
+    """Switch back to the previous live version (or ``to``): ``rollback("s3://b/site")``."""
+    return _move(to or "previous", target, channel=channel, settings=settings, action="rollback",
+                 message=message, pinned=None, verify_urls=verify_urls)
+
+
+def list_channels(target: str | Store | None = None, *, settings: Settings | None = None) -> list[ChannelPointer]:
+    with opened(target, settings) as (store, _):
+        out = []
+        for info in store.list(CHANNELS):
+            name = channel_of_key(info.key)
+            if name:
+                state = read_pointer(store, name)
+                if state.pointer:
+                    out.append(state.pointer)
+        return out
+
+
+def delete_channel(name: str, target: str | Store | None = None, *, settings: Settings | None = None) -> ChannelPointer:
+    """Remove a preview channel's pointer (its versions stay until prune). Refuses ``live``."""
+    check_channel(name)
+    if name == DEFAULT_CHANNEL:
+        raise UsageError("refusing to delete the 'live' channel.", hint="Use 'atomicsite pin' or 'rollback' to change what it serves.")
+    with opened(target, settings) as (store, _):
+        state = read_pointer(store, name)
+        if not state.pointer:
+            raise ChannelNotFound(f"channel {name!r} does not exist in {store.url}.", hint="See 'atomicsite channel list'.")
+        store.delete_many([channel_key(name), SWITCHERS_RECORD.format(channel=name)])
+        return state.pointer
+
+
+def switcher_record(store: Store, channel: str) -> dict | None:
+    try:
+        return json.loads(store.get(SWITCHERS_RECORD.format(channel=channel)).data)
+    except (ObjectNotFound, ValueError):
+        return None

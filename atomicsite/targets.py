@@ -1,0 +1,117 @@
+"""Opening a target for a command, and reading what is stored there (manifests, versions)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+
+from .channels import PointerState
+from .config import Settings, load_settings
+from .errors import IntegrityError, ObjectNotFound, UsageError, VersionNotFound
+from .layout import MANIFESTS, VERSION_RE, manifest_key, version_of_manifest_key, version_prefix
+from .manifest import Manifest
+from .retry import RetryingStore, RetryPolicy
+from .stores import open_store
+from .stores.base import ObjectInfo, Store
+
+
+@contextlib.contextmanager
+def opened(target: str | Store | None, settings: Settings | None) -> Iterator[tuple[Store, Settings]]:
+    """Yield a retrying store for ``target`` (a URL, a Store, or None for the configured default)."""
+    settings = settings or load_settings()
+    if target is None or isinstance(target, str):
+        inner = open_store(target or settings.target_or_default, settings.store)
+        own = True
+    else:
+        inner, own = target, False
+    try:
+        yield RetryingStore(inner, RetryPolicy(attempts=settings.retries)), settings
+    finally:
+        if own:
+            inner.close()
+
+
+def read_manifest(store: Store, version: str) -> Manifest:
+    key = manifest_key(version)
+    body = store.get(key)  # ObjectNotFound propagates: callers decide what "missing" means
+    return Manifest.from_json(body.data, where=f"{store.url}/{key}", expect_version=version)
+
+
+def find_manifest(store: Store, version: str) -> Manifest | None:
+    try:
+        return read_manifest(store, version)
+    except ObjectNotFound:
+        return None
+
+
+def list_manifest_infos(store: Store) -> list[tuple[str, ObjectInfo]]:
+    """(version, object info) for every committed version, newest first by store time."""
+    found = [(v, info) for info in store.list(MANIFESTS) if (v := version_of_manifest_key(info.key))]
+    epoch = 0.0
+    found.sort(key=lambda vi: (vi[1].modified.timestamp() if vi[1].modified else epoch, vi[0]), reverse=True)
+    return found
+
+
+def resolve_version(store: Store, name: str, pointer: PointerState | None = None) -> str:
+    """A full id, a unique prefix (4+ chars), ``previous`` or ``live``/``current`` → a committed version id."""
+    name = (name or "").strip()
+    if pointer is not None and name in ("previous", "live", "current"):
+        p = pointer.pointer
+        if p is None:
+            raise VersionNotFound(f"channel {pointer.channel!r} has no versions yet, so {name!r} means nothing.",
+                                  hint="Publish first.")
+        if name == "previous":
+            if not p.previous:
+                raise VersionNotFound(f"channel {pointer.channel!r} has no previous version.",
+                                      hint="See 'atomicsite history'.")
+            return p.previous
+        return p.version
+    if not name or not all(c in "0123456789abcdef" for c in name.lower()):
+        raise UsageError(f"{name!r} is not a version id", hint="Use an id or a prefix of one from 'atomicsite versions', or 'previous'.")
+    name = name.lower()
+    if len(name) < 4:
+        raise UsageError(f"version prefix {name!r} is too short", hint="Give at least 4 characters.")
+    matches = [v for v, _ in list_manifest_infos(store) if v.startswith(name)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise UsageError(
+            f"{name!r} is ambiguous: it matches {len(matches)} versions ({', '.join(sorted(matches)[:5])}).",
+            hint="Give more characters of the id.",
+        )
+    if VERSION_RE.match(name) and any(True for _ in store.list(version_prefix(name))):
+        raise IntegrityError(
+            f"version {name} is incomplete: its files are stored but it was never committed (no manifest).",
+            hint="Re-run 'atomicsite publish' with its build dir to finish it.",
+        )
+    raise VersionNotFound(f"no version matches {name!r} in {store.url}.", hint="See 'atomicsite versions'.")
+
+
+def detect_source(cwd: str | None = None) -> dict:
+    """Provenance for the manifest: commit, ref and CI run URL (GitHub Actions), else the git checkout."""
+    env = os.environ
+    if env.get("GITHUB_SHA"):
+        src = {"commit": env["GITHUB_SHA"], "ref": env.get("GITHUB_REF")}
+        if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
+            server = env.get("GITHUB_SERVER_URL", "https://github.com")
+            src["run_url"] = f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+        if env.get("GITHUB_REPOSITORY"):
+            src["repository"] = env["GITHUB_REPOSITORY"]
+        return {k: v for k, v in src.items() if v}
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() or None if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return {}
+    src = {"commit": commit, "ref": git("rev-parse", "--abbrev-ref", "HEAD")}
+    if git("status", "--porcelain", "--untracked-files=no"):
+        src["dirty"] = True
+    return {k: v for k, v in src.items() if v}

@@ -1,0 +1,48 @@
+"""Run a plan's transfers concurrently; report progress; stop at the first permanent failure.
+
+Retries happen below, in :class:`atomicsite.retry.RetryingStore`; this module only fans out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from pathlib import Path
+
+from .plan import COPY, SKIP, FileAction, Plan
+from .stores.base import SHA256_META, ObjectInfo, Store
+
+Progress = Callable[[FileAction], None]
+
+
+def _run_one(store: Store, action: FileAction, source: Path) -> ObjectInfo:
+    e = action.entry
+    headers = {"content_type": e.content_type, "cache_control": e.cache_control, "metadata": {SHA256_META: e.sha256}}
+    if action.kind == COPY:
+        return store.copy(action.source_key, action.key, **headers)
+    return store.put(action.key, source, **headers)
+
+
+def run_transfers(
+    store: Store, plan: Plan, sources: Mapping[str, Path], *, workers: int = 32, on_done: Progress | None = None
+) -> dict[str, ObjectInfo]:
+    """Upload or copy every non-skip action; return what the store reported, by path."""
+    todo = [a for a in plan.actions if a.kind != SKIP]
+    receipts: dict[str, ObjectInfo] = {}
+    if not todo:
+        return receipts
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo))), thread_name_prefix="atomicsite-transfer")
+    try:
+        futures = {pool.submit(_run_one, store, a, sources[a.entry.path]): a for a in todo}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for fut in done:
+                action = futures[fut]
+                receipts[action.entry.path] = fut.result()  # re-raises the first failure
+                if on_done:
+                    on_done(action)
+    finally:
+        # On failure, drop what has not started; what is running finishes (a partial upload is harmless).
+        pool.shutdown(wait=True, cancel_futures=True)
+    return receipts
