@@ -39,6 +39,9 @@ class AtomicsiteError(Exception):
     def __init__(self, message: str, *, hint: str | None = None):
         self.message = message
         self.hint = hint
+        if hint and not message.rstrip().endswith((".", "!", "?")):
+            message = message.rstrip() + "."
+        self.message = message
         super().__init__(f"{message} {hint}" if hint else message)
 
     def to_json(self) -> dict:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from .errors import TransientStoreError
 from .stores.base import Body, ObjectInfo, PutMode, Store, WriteMode
@@ -34,7 +34,8 @@ class RetryPolicy:
         retrying = Retrying(
             retry=retry_if_exception_type(TransientStoreError),
             stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential_jitter(initial=self.initial, max=self.maximum),
+            # exponential backoff plus up to one base interval of jitter, so retries don't synchronise
+            wait=wait_exponential(multiplier=self.initial, max=self.maximum) + wait_random(0, self.initial),
             reraise=True,
         )
         return retrying(fn)

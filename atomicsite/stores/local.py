@@ -149,7 +149,10 @@ class LocalStore:
     def _point_current(self, pointer: bytes | Path) -> None:
         """Swap the ``current`` symlink to the live pointer's version (caller holds the lock)."""
         data = pointer.read_bytes() if isinstance(pointer, Path) else pointer
-        version = json.loads(data)["version"]
+        try:
+            version = json.loads(data)["version"]
+        except (ValueError, KeyError, TypeError):
+            return  # not a pointer we can follow: leave what nginx serves alone
         link = self.root / CURRENT_LINK
         tmp = self._tmp_beside(link)
         os.symlink(f"v/{version}", tmp)
@@ -330,7 +333,7 @@ def _os_errors(store: LocalStore, path: Path):
             hint=f"Choose a target you can write to, or fix the permissions of {store.root}.",
         ) from None
     except OSError as exc:
-        if exc.errno in (errno.EROFS, errno.EACCES):
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise AccessDenied(f"cannot write to {path}: {exc.strerror}.", hint="Choose a writable target.") from None
         if exc.errno in (errno.ENOTDIR, errno.EEXIST) and not isinstance(exc, FileExistsError):
             raise StoreError(f"cannot write {path}: a file stands where a directory should be ({exc.strerror}).") from None

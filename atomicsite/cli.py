@@ -1,0 +1,279 @@
+"""The ``atomicsite`` command: parse, call one API function, render. No logic lives here.
+
+Errors are caught in exactly one place (:meth:`Invocation.run`) and mapped to the exit codes in
+:mod:`atomicsite.errors`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+import atomicsite
+
+from . import report
+from .config import Settings, load_settings, parse_duration
+from .errors import AtomicsiteError, UsageError
+
+app = typer.Typer(
+    name="atomicsite",
+    help="Atomic static site deploys to your own bucket: publish, promote, pin, rollback.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+channel_app = typer.Typer(help="List and delete channels (live, previews).", no_args_is_help=True)
+edge_app = typer.Typer(help="CDN edge code (CloudFront Functions).", no_args_is_help=True)
+app.add_typer(channel_app, name="channel")
+app.add_typer(edge_app, name="edge")
+
+
+def _opt(*names: str, help: str, **kw):
+    return typer.Option(*names, help=help, show_default=False, **kw)
+
+
+# Options every command takes, added to each command's signature by @command.
+_COMMON = {
+    "target": (Optional[str], _opt("--target", "-t", help="s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, file:///PATH or a path. "
+                                   "Default: $ATOMICSITE_TARGET, then the config file, then ./.atomicsite/site.")),
+    "channel": (Optional[str], _opt("--channel", "-c", help="Channel to act on (default: live).")),
+    "json_output": (bool, typer.Option("--json", help="Print one JSON document instead of human output.")),
+    "config": (Optional[str], _opt("--config", help="Config file (default: ./atomicsite.toml, then [tool.atomicsite] in ./pyproject.toml).")),
+    "endpoint_url": (Optional[str], _opt("--endpoint-url", help="S3-compatible endpoint (MinIO, R2, B2, Ceph).")),
+    "region": (Optional[str], _opt("--region", help="Bucket region (S3).")),
+    "profile": (Optional[str], _opt("--profile", help="AWS profile name.")),
+    "addressing_style": (Optional[str], _opt("--addressing-style", help="S3 addressing: auto, path or virtual.")),
+    "project": (Optional[str], _opt("--project", help="Google Cloud project (GCS).")),
+    "concurrency": (Optional[int], _opt("--concurrency", help="Parallel transfers (default 32).", min=1)),
+    "allow_unsafe_cas": (Optional[bool], _opt("--allow-unsafe-cas", help="Switch even on a store that ignores conditional writes (lost updates possible).")),
+}
+
+
+class Invocation:
+    """One command run: its settings, its output mode, and the single place errors become exit codes."""
+
+    def __init__(self, common: dict):
+        self.json = bool(common.pop("json_output"))
+        self.config = common.pop("config")
+        self.flags = common
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(config_file=self.config).with_overrides(**self.flags)
+        return self._settings
+
+    def with_settings(self, **overrides) -> Settings:
+        self._settings = self.settings.with_overrides(**overrides)
+        return self._settings
+
+    def run(self, fn):
+        try:
+            return fn()
+        except AtomicsiteError as exc:
+            report.error(exc, as_json=self.json)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            report.err.print("interrupted: the live site is unchanged unless the switch step had finished.")
+            raise typer.Exit(130) from None
+
+    def show(self, value, human) -> None:
+        if self.json:
+            report.emit_json(value)
+        else:
+            human(value)
+
+
+def command(parent: typer.Typer, name: str):
+    """Register ``fn(..., inv: Invocation)`` as a command taking the common options too."""
+
+    def deco(fn):
+        sig = inspect.signature(fn)
+        own = [p for p in sig.parameters.values() if p.name != "inv"]
+        extra = [
+            inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=None if t is not bool else False,
+                              annotation=Annotated[t, opt])
+            for k, (t, opt) in _COMMON.items()
+        ]
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            inv = Invocation({k: kwargs.pop(k) for k in _COMMON})
+            return inv.run(lambda: fn(*args, inv=inv, **kwargs))
+
+        wrapper.__signature__ = sig.replace(parameters=own + extra)
+        parent.command(name)(wrapper)
+        return fn
+
+    return deco
+
+
+@command(app, "publish")
+def publish_cmd(
+    build_dir: Annotated[Path, typer.Argument(help="The build folder to publish (e.g. ./dist).", show_default=False)],
+    no_promote: Annotated[bool, typer.Option("--no-promote", help="Upload and commit, but do not switch the channel.")] = False,
+    message: Annotated[Optional[str], _opt("--message", "-m", help="Note recorded in the manifest and the channel history.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan, with a reason per file; write nothing.")] = False,
+    verify_url: Annotated[Optional[list[str]], _opt("--verify-url", help="After switching, fetch URL until it serves the new version; switch back if not in time. Repeatable.")] = None,
+    *,
+    inv: Invocation,
+):
+    """Publish BUILD_DIR as a new immutable version and switch the channel to it."""
+    if verify_url:
+        inv.with_settings(verify_urls=tuple(verify_url))
+    progress = report.PublishProgress(enabled=not inv.json)
+    try:
+        result = atomicsite.publish(build_dir, channel=inv.settings.channel, promote=not no_promote, message=message,
+                                    dry_run=dry_run, settings=inv.settings, events=progress.events())
+    finally:
+        progress.close()
+    inv.show(result, report.publish_result)
+    if not inv.json and not dry_run and result.switched:
+        report.serve_hint(result.target)
+
+
+@command(app, "promote")
+def promote_cmd(
+    version: Annotated[str, typer.Argument(help="Version id, unique prefix, or 'previous'.", show_default=False)],
+    message: Annotated[Optional[str], _opt("--message", "-m", help="Why; kept in the history.")] = None,
+    repair: Annotated[bool, typer.Option("--repair", help="Replace a corrupt channel pointer.")] = False,
+    verify_url: Annotated[Optional[list[str]], _opt("--verify-url", help="Health-check URL after the switch (repeatable).")] = None,
+    *,
+    inv: Invocation,
+):
+    """Point the channel at VERSION (re-applies CDN switchers if it already does)."""
+    outcome = atomicsite.promote(version, settings=inv.settings, message=message, repair=repair,
+                                 verify_urls=tuple(verify_url) if verify_url else None)
+    inv.show(outcome, report.switch_outcome)
+
+
+@command(app, "pin")
+def pin_cmd(
+    version: Annotated[str, typer.Argument(help="Version id, unique prefix, or 'previous'.", show_default=False)],
+    message: Annotated[Optional[str], _opt("--message", "-m", help="Why; kept in the history.")] = None,
+    *,
+    inv: Invocation,
+):
+    """Switch to VERSION and lock the channel: later publishes commit but do not go live until unpin."""
+    inv.show(atomicsite.pin(version, settings=inv.settings, message=message), report.switch_outcome)
+
+
+@command(app, "unpin")
+def unpin_cmd(
+    message: Annotated[Optional[str], _opt("--message", "-m", help="Why; kept in the history.")] = None,
+    *,
+    inv: Invocation,
+):
+    """Unlock the channel; it keeps its version until the next publish or promote."""
+    inv.show(atomicsite.unpin(settings=inv.settings, message=message), report.switch_outcome)
+
+
+@command(app, "rollback")
+def rollback_cmd(
+    to: Annotated[Optional[str], _opt("--to", help="Version to roll back to (default: the previous live one).")] = None,
+    message: Annotated[Optional[str], _opt("--message", "-m", help="Why; kept in the history.")] = None,
+    *,
+    inv: Invocation,
+):
+    """Switch the channel back to the version it served before (or --to VERSION)."""
+    inv.show(atomicsite.rollback(settings=inv.settings, to=to, message=message), report.switch_outcome)
+
+
+@command(app, "status")
+def status_cmd(*, inv: Invocation):
+    """What the channel serves now, who switched it, and what the CDN switchers last did."""
+    inv.show(atomicsite.status(settings=inv.settings), report.status)
+
+
+@command(app, "versions")
+def versions_cmd(*, inv: Invocation):
+    """Every committed version, newest first, with the channels pointing at it."""
+    inv.show(atomicsite.versions(settings=inv.settings), report.versions)
+
+
+@command(app, "history")
+def history_cmd(*, inv: Invocation):
+    """The channel's recent switches (the last 20)."""
+    entries = atomicsite.history(settings=inv.settings)
+    inv.show(entries, lambda e: report.history(e, inv.settings.channel))
+
+
+@command(app, "diff")
+def diff_cmd(
+    a: Annotated[str, typer.Argument(help="From version (id, prefix, previous, live).", show_default=False)],
+    b: Annotated[str, typer.Argument(help="To version.", show_default=False)],
+    *,
+    inv: Invocation,
+):
+    """Paths added, removed and changed between versions A and B."""
+    inv.show(atomicsite.diff(a, b, settings=inv.settings), report.diff)
+
+
+@command(app, "verify")
+def verify_cmd(
+    version: Annotated[Optional[str], typer.Argument(help="Version (default: the live one).", show_default=False)] = None,
+    *,
+    inv: Invocation,
+):
+    """Download a version's objects and re-hash them against its manifest."""
+    result = atomicsite.verify(version, settings=inv.settings, raise_on_failure=False)
+    inv.show(result, report.verify)
+    if not result.ok:
+        first = (result.missing or result.mismatched)[0]
+        raise_exit(atomicsite.errors.IntegrityError(f"version {result.version} is damaged (first: {first})."), inv)
+
+
+def raise_exit(exc: AtomicsiteError, inv: Invocation):
+    if not inv.json:
+        report.error(exc, as_json=False)
+    raise typer.Exit(exc.exit_code)
+
+
+@command(app, "prune")
+def prune_cmd(
+    keep: Annotated[Optional[int], _opt("--keep", help="Keep the N newest versions (default 10).", min=1)] = None,
+    older_than: Annotated[Optional[str], _opt("--older-than", help="Only delete versions older than this (30d, 12h).")] = None,
+    grace: Annotated[Optional[str], _opt("--grace", help="Leave partial uploads younger than this (default 24h).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Allow deleting more versions than the safety limit.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be deleted; delete nothing.")] = False,
+    *,
+    inv: Invocation,
+):
+    """Delete old versions (never one a channel points at) and stale partial uploads."""
+    result = atomicsite.prune(
+        settings=inv.settings, keep=keep, force=force, dry_run=dry_run,
+        older_than=parse_duration(older_than, where="--older-than") if older_than else None,
+        grace=parse_duration(grace, where="--grace") if grace else None,
+    )
+    inv.show(result, report.prune)
+
+
+@command(channel_app, "list")
+def channel_list_cmd(*, inv: Invocation):
+    """Every channel and the version it serves."""
+    inv.show(atomicsite.list_channels(settings=inv.settings), report.channels)
+
+
+@command(channel_app, "delete")
+def channel_delete_cmd(
+    name: Annotated[str, typer.Argument(help="Channel to delete (not 'live').", show_default=False)],
+    *,
+    inv: Invocation,
+):
+    """Delete a channel's pointer (its versions stay until prune)."""
+    pointer = atomicsite.delete_channel(name, settings=inv.settings)
+    inv.show({"deleted": name, "version": pointer.version},
+             lambda d: report.out.print(f"deleted channel {name!r} (it served {pointer.version})"))
+
+
+def main() -> None:
+    app(prog_name="atomicsite")
+
+
+__all__ = ["app", "main", "UsageError"]
