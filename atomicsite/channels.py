@@ -164,5 +164,8 @@ def write_pointer(store: Store, state: PointerState, pointer: ChannelPointer) ->
 
 
 def with_pin(pointer: ChannelPointer, pinned: bool, *, message: str | None = None) -> ChannelPointer:
-    return replace(pointer, pinned=pinned, updated=utcnow(), by=actor(), action="pin" if pinned else "unpin",
-                   message=message)
+    """The same version, pinned or not; the change is kept in the history like a switch."""
+    action, now, who = ("pin" if pinned else "unpin"), utcnow(), actor()
+    entry = Switch(version=pointer.version, previous=pointer.version, action=action, at=now, by=who, message=message)
+    return replace(pointer, pinned=pinned, updated=now, by=who, action=action, message=message,
+                   history=((entry,) + pointer.history)[:HISTORY_LIMIT])

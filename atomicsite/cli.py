@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -95,7 +96,8 @@ def command(parent: typer.Typer, name: str):
 
     def deco(fn):
         sig = inspect.signature(fn)
-        own = [p for p in sig.parameters.values() if p.name != "inv"]
+        hints = typing.get_type_hints(fn, include_extras=True)  # this module's annotations are strings
+        own = [p.replace(annotation=hints[p.name]) for p in sig.parameters.values() if p.name != "inv"]
         extra = [
             inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=None if t is not bool else False,
                               annotation=Annotated[t, opt])

@@ -19,7 +19,7 @@ from .channels import read_pointer
 from .config import Settings
 from .errors import ConflictError, IntegrityError, ObjectNotFound, UsageError
 from .layout import CHANNELS, VERSIONS, VERSION_RE, channel_of_key, manifest_key
-from .manifest import Manifest
+from .manifest import Manifest, parse_time
 from .stores.base import Store
 from .targets import list_manifest_infos, opened
 
@@ -85,8 +85,7 @@ def plan_prune(store: Store, *, keep: int, older_than: float | None, grace: floa
         body = store.get(manifest_key(v)).data
         manifests[v] = body
         try:
-            created[v] = datetime.strptime(Manifest.from_json(body, where=v).created, "%Y-%m-%dT%H:%M:%SZ").replace(
-                tzinfo=timezone.utc)
+            created[v] = parse_time(Manifest.from_json(body, where=v).created)
         except (IntegrityError, ValueError):
             created[v] = info.modified or now
     newest_first = sorted(manifests, key=lambda v: created[v], reverse=True)

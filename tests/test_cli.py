@@ -1,0 +1,166 @@
+"""The CLI: thin over the API, one-line errors with documented exit codes, --json everywhere."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from atomicsite.cli import app
+
+from .helpers import FIXTURES, site
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def env(rig, monkeypatch):
+    """The CLI reaches the rig's store through its URL and environment, like a user would."""
+    for key in [k for k in os.environ if k.startswith("ATOMICSITE_")]:
+        monkeypatch.delenv(key)
+    for key, value in rig.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ATOMICSITE_TARGET", rig.url)
+    return rig
+
+
+def run(*args, code=0):
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    return result
+
+
+def run_json(*args, code=0):
+    return json.loads(run(*args, "--json", code=code).stdout)
+
+
+def test_publish_promote_pin_rollback_round_trip(env, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    build = site(tmp_path)
+    first = run_json("publish", str(build), "-m", "first")
+    assert first["switched"] and first["upload"]["files"] == 10 and first["live"] == first["version"]
+    (build / "index.html").write_text("two")
+    second = run_json("publish", str(build))
+    assert second["copy"]["files"] == 9 and second["upload"]["files"] == 1
+    status = run_json("status")
+    assert status["pointer"]["version"] == second["version"]
+    assert status["pointer"]["previous"] == first["version"]
+    assert run_json("rollback")["version"] == first["version"]
+    pinned = run_json("pin", second["version"][:7])
+    assert pinned["pinned"] and pinned["version"] == second["version"]
+    (build / "index.html").write_text("three")
+    third = run_json("publish", str(build))
+    assert third["switch"] == "pinned" and not third["switched"]
+    assert run_json("unpin")["pinned"] is False
+    assert run_json("promote", third["version"])["switched"]
+    rows = run_json("versions")
+    assert [r["version"] for r in rows][0] == third["version"] and rows[0]["channels"] == ["live"]
+    hist = run_json("history")
+    assert [h["action"] for h in hist][:4] == ["promote", "unpin", "pin", "rollback"]
+    d = run_json("diff", first["version"], third["version"])
+    assert d["changed"] == ["index.html"]
+    assert run_json("verify")["ok"]
+    dry = run_json("publish", str(build), "--dry-run")
+    assert dry["dry_run"] and dry["actions"][0]["reason"]
+    assert run_json("prune", "--keep", "1", "--grace", "0")["deleted_versions"] == [first["version"]]
+    assert run_json("channel", "list")[0]["channel"] == "live"
+
+
+def test_human_output_has_tables_and_a_serve_hint(env, tmp_path, monkeypatch):
+    build = site(tmp_path)
+    out = run("publish", str(build)).stdout
+    assert "now serves" in out
+    assert "versions" in run("versions").stdout
+    assert "version" in run("status").stdout
+
+
+@pytest.mark.parametrize("args, code, kind", [
+    (["publish", "does-not-exist"], 2, "build_dir"),
+    (["promote", "ffffffffffff"], 4, "version_not_found"),
+    (["promote", "zz"], 2, "usage"),
+    (["rollback"], 4, "channel_not_found"),  # nothing published yet
+    (["status"], 4, "channel_not_found"),
+    (["channel", "delete", "live"], 2, "usage"),
+])
+def test_errors_are_one_line_with_documented_exit_codes(env, args, code, kind):
+    result = runner.invoke(app, args)
+    assert result.exit_code == code, result.stdout + result.stderr
+    line = result.stderr.strip()
+    assert line.startswith("error: ") and "\n" not in line and "Traceback" not in result.stdout + result.stderr
+    payload = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert payload["exit_code"] == code and payload["error"] == kind and payload["message"]
+
+
+def test_default_target_is_local_and_documented(tmp_path, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("ATOMICSITE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    result = run("publish", str(FIXTURES / "blog"))
+    assert (tmp_path / ".atomicsite" / "site" / "current" / "index.html").is_file()
+    assert "python -m http.server -d" in result.stdout
+
+
+def test_config_file_and_env_precedence(tmp_path, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("ATOMICSITE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.atomicsite]\ntarget = "from-pyproject"\n'
+        '[[tool.atomicsite.headers]]\nmatch = "*.html"\ncache_control = "no-cache"\n'
+    )
+    out = run_json("publish", str(FIXTURES / "spa"))
+    assert out["target"].endswith("/from-pyproject")
+    manifest = json.loads(next((tmp_path / "from-pyproject/_atomicsite/manifests").iterdir()).read_text())
+    assert manifest["files"]["index.html"]["cache_control"] == "no-cache"
+    monkeypatch.setenv("ATOMICSITE_TARGET", str(tmp_path / "from-env"))
+    assert run_json("status", code=4)["error"] == "channel_not_found"  # env beats the file
+    assert run_json("status", "--target", str(tmp_path / "from-pyproject"))["pointer"]["version"] == out["version"]
+    (tmp_path / "atomicsite.toml").write_text('target = "x"\nbogus = 1\n')
+    err = run_json("status", code=2)
+    assert err["error"] == "config" and "bogus" in err["message"]
+
+
+def test_every_command_has_help_and_is_documented():
+    docs = (ROOT / "docs" / "cli.md").read_text() + (ROOT / "README.md").read_text()
+    commands = _command_paths(app)
+    assert len(commands) >= 14
+    for path in commands:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0 and "Usage" in result.stdout, path
+        assert f"atomicsite {' '.join(path)}" in docs, f"'atomicsite {' '.join(path)}' is not in docs/cli.md"
+
+
+def _command_paths(typer_app):
+    import typer.main
+
+    group = typer.main.get_command(typer_app)
+    paths = []
+
+    def walk(cmd, prefix):
+        for name, sub in getattr(cmd, "commands", {}).items():
+            if getattr(sub, "commands", None):
+                walk(sub, prefix + [name])
+            else:
+                paths.append(prefix + [name])
+
+    walk(group, [])
+    return paths
+
+
+def test_real_subprocess_publish_and_exit_code(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATOMICSITE_")}
+    target = tmp_path / "site"
+    ok = subprocess.run([sys.executable, "-m", "atomicsite", "publish", str(FIXTURES / "odd-names"),
+                         "--target", str(target), "--json"], capture_output=True, text=True, env=env, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    data = json.loads(ok.stdout)
+    assert (target / "current" / "ünïcødé" / "日本語.txt").read_text() == "unicode path\n"
+    assert (target / "current" / "empty.txt").stat().st_size == 0
+    bad = subprocess.run([sys.executable, "-m", "atomicsite", "pin", "0000000000000000", "--target", str(target)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 4 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    assert data["files"] == 7

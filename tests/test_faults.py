@@ -1,0 +1,154 @@
+"""A failure at every single store operation of publish and prune leaves the live site as it was,
+and a plain re-run finishes the job without redoing what is already stored."""
+
+import os
+
+import pytest
+
+import atomicsite
+from atomicsite.channels import read_pointer
+from atomicsite.errors import StoreError
+from atomicsite.layout import manifest_key
+
+from .helpers import SETTINGS, Crash, OpsStore, site
+
+
+def publish(path, store, **kw):
+    return atomicsite.publish(path, store, settings=SETTINGS, source={}, **kw)
+
+
+def live_state(rig):
+    """What visitors get: the pointer, and on the local store where `current` points."""
+    link = rig.store.live_link_target() if hasattr(rig.store, "live_link_target") else None
+    return read_pointer(rig.store, "live").version, link
+
+
+@pytest.mark.parametrize("exc", [Crash, StoreError], ids=["crash", "store-error"])
+def test_publish_failing_at_every_operation(rig, tmp_path, exc):
+    build = site(tmp_path)
+    v1 = publish(build, rig.store).version
+    before = live_state(rig)
+    (build / "index.html").write_text("<h1>second version</h1>")
+    (build / "extra.txt").write_text("one more file")
+
+    # Fail operation 1, then 2, ... each time on the state the earlier failures left behind, until
+    # a run has fewer operations than the failure point and so completes.
+    n = 1
+    while True:
+        faulty = OpsStore(rig.store, fail_at=n, exc=exc)
+        try:
+            result = publish(build, faulty)
+        except (Crash, StoreError):
+            after = live_state(rig)
+            # The failing op may be the pointer write itself or anything before it: never a mix.
+            assert after == before, f"live moved after a failure at op {n}: {faulty.calls[-1]}"
+            n += 1
+            continue
+        break
+    # The run with fail_at=n did not fail: it completed every step (n-1 ops was the whole job).
+    assert n > 5, "publish should take several operations"
+    assert result.switched
+    v2 = result.version
+    assert live_state(rig)[0] == v2 and v2 != v1
+    if before[1]:
+        assert live_state(rig)[1] == f"v/{v2}"
+    assert atomicsite.verify(None, rig.store, settings=SETTINGS).ok
+
+
+def test_rerun_after_a_crash_mid_transfer_does_not_reupload(rig, tmp_path):
+    build = site(tmp_path)
+    publish(build, rig.store)
+    before = live_state(rig)
+    for i in range(12):
+        (build / f"new-{i}.txt").write_text(f"new file {i}")
+    # Crash at the 8th write, well inside the transfer step.
+    puts = {"n": 0}
+
+    def crash_on_eighth_write(op, args):
+        if op in ("put", "copy"):
+            puts["n"] += 1
+            if puts["n"] == 8:
+                raise Crash("power cut")
+
+    with pytest.raises(Crash):
+        publish(build, OpsStore(rig.store, before=crash_on_eighth_write))
+    assert live_state(rig) == before
+    redo = OpsStore(rig.store)
+    result = publish(build, redo)
+    resumed = result.plan.count("skip")
+    assert resumed >= 1, "objects stored before the crash must be reused"
+    written = [key for op, key in redo.calls if op in ("put", "copy") and key.startswith("v/")]
+    assert len(written) == len(result.plan.actions) - resumed
+    assert live_state(rig)[0] == result.version
+
+
+def test_prune_failing_at_every_operation(rig, tmp_path):
+    build = site(tmp_path)
+    versions = []
+    for i in range(4):
+        (build / "index.html").write_text(f"version {i}")
+        versions.append(publish(build, rig.store).version)
+    before = live_state(rig)
+    n = 1
+    while True:
+        try:
+            atomicsite.prune(OpsStore(rig.store, fail_at=n), keep=1, grace=0, settings=SETTINGS)
+        except Crash:
+            assert live_state(rig) == before
+            for v in versions[2:]:  # live and previous are always intact and promotable
+                assert atomicsite.verify(v, rig.store, settings=SETTINGS).ok
+            n += 1
+            continue
+        break
+    assert n > 3
+    # Whatever the failures left half-done is gone after the last (complete) run.
+    for v in versions[:2]:
+        assert list(rig.store.list(f"v/{v}/")) == []
+        with pytest.raises(Exception):
+            rig.store.head(manifest_key(v))
+    assert live_state(rig) == before
+    assert atomicsite.rollback(rig.store, settings=SETTINGS).version == versions[2]
+
+
+def test_a_failure_after_the_switch_leaves_the_new_version_fully_live(tmp_path, local_rig):
+    """The local store's `current` link moves with the pointer, under its lock: check both agree."""
+    build = site(tmp_path)
+    v1 = publish(build, local_rig.store).version
+    assert os.readlink(local_rig.store.root / "current") == f"v/{v1}"
+    (build / "index.html").write_text("two")
+    v2 = publish(build, local_rig.store).version
+    assert os.readlink(local_rig.store.root / "current") == f"v/{v2}"
+    atomicsite.rollback(local_rig.store, settings=SETTINGS)
+    assert os.readlink(local_rig.store.root / "current") == f"v/{v1}"
+
+
+STEPS = {
+    "plan: read pointer": lambda op, key: op == "get" and key.startswith("_atomicsite/channels/"),
+    "plan: look for manifest": lambda op, key: op == "get" and key.startswith("_atomicsite/manifests/"),
+    "plan: list stored objects": lambda op, key: op == "list" and key.startswith("v/"),
+    "transfer: upload": lambda op, key: op == "put" and key.startswith("v/"),
+    "transfer: copy": lambda op, key: op == "copy",
+    "commit: manifest": lambda op, key: op == "put" and key.startswith("_atomicsite/manifests/"),
+    "switch: pointer": lambda op, key: op == "put" and key.startswith("_atomicsite/channels/"),
+}
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+def test_publish_crash_at_each_named_step(rig, tmp_path, step):
+    """The sweep above may skip a step once state accumulates; hit each one on purpose."""
+    build = site(tmp_path)
+    publish(build, rig.store)
+    before = live_state(rig)
+    (build / "index.html").write_text("<h1>next</h1>")
+    hit = STEPS[step]
+
+    def crash(op, args):
+        if hit(op, str(args[0]) if args else ""):
+            raise Crash(step)
+
+    with pytest.raises(Crash):
+        publish(build, OpsStore(rig.store, before=crash))
+    assert live_state(rig) == before
+    result = publish(build, rig.store)
+    assert result.switched and live_state(rig)[0] == result.version
+    assert atomicsite.verify(None, rig.store, settings=SETTINGS).ok
