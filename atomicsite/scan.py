@@ -58,18 +58,18 @@ def _walk(root: Path, ignore: tuple[str, ...]) -> list[tuple[str, Path]]:
     """(key, real path) for every regular file, following links that stay inside ``root``."""
     real_root = root.resolve()
     found: list[tuple[str, Path]] = []
-    seen_dirs: set[str] = set()
 
     def inside(p: str) -> bool:
         return p == str(real_root) or p.startswith(str(real_root) + os.sep)
 
-    def visit(directory: Path, rel_dir: str) -> None:
+    def visit(directory: Path, rel_dir: str, ancestors: frozenset[str]) -> None:
+        # A link to a sibling dir just publishes it twice; a link to an ancestor would never end.
         real = os.path.realpath(directory)
-        if real in seen_dirs:
+        if real in ancestors:
             raise BuildDirError(
-                f"{directory}: a symlink loop (this directory is reached twice).", hint="Remove the looping link."
+                f"{directory}: a symlink loop (it leads back to a directory above it).", hint="Remove the looping link."
             )
-        seen_dirs.add(real)
+        ancestors = ancestors | {real}
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except PermissionError:
@@ -95,12 +95,12 @@ def _walk(root: Path, ignore: tuple[str, ...]) -> list[tuple[str, Path]]:
             except PermissionError:
                 raise BuildDirError(f"{path}: cannot read it (permission denied).", hint="Fix its permissions.") from None
             if stat.S_ISDIR(st.st_mode):
-                visit(path, rel + "/")
+                visit(path, rel + "/", ancestors)
             elif stat.S_ISREG(st.st_mode):
                 found.append((_check_key(rel, path), path))
             # sockets, fifos, devices: not content; skipped on purpose
 
-    visit(root, "")
+    visit(root, "", frozenset())
     return found
 
 
