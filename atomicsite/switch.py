@@ -94,13 +94,18 @@ def switch_channel(store: Store, settings: Settings, state: PointerState, manife
                    message: str | None = None, pinned: bool | None = None,
                    verify_urls: tuple[str, ...] | None = None) -> SwitchOutcome:
     """CAS the pointer to ``manifest.version``, run switchers, health-check and switch back on failure."""
+    urls = settings.verify_urls if verify_urls is None else verify_urls
+    if urls:
+        from .healthcheck import check_urls, entry_for_url
+
+        unmapped = [u for u in urls if entry_for_url(u, manifest) is None]
+        if unmapped:  # a mistake in the URL, not a CDN problem: say so before switching anything
+            raise UsageError(f"verify URL {unmapped[0]} maps to no file of version {manifest.version}; nothing was switched.",
+                             hint="Use URLs of pages the site has (/, /about/, /index.html).")
     new = next_pointer(state, manifest.version, action=action, message=message, pinned=pinned)
     after = write_pointer(store, state, new)
     reports = run_switchers(store, settings, state.channel, manifest, state.version)
-    urls = settings.verify_urls if verify_urls is None else verify_urls
     if urls:
-        from .healthcheck import check_urls
-
         failure = check_urls(urls, manifest, timeout=settings.verify_timeout)
         if failure:
             _switch_back(store, settings, after, state, failure)

@@ -1,0 +1,78 @@
+"""--verify-url: after a switch, the new version must really be served, or the switch is undone."""
+
+import functools
+import threading
+from dataclasses import replace
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+import atomicsite
+from atomicsite.channels import read_pointer
+from atomicsite.errors import HealthCheckFailed, UsageError
+from atomicsite.stores.local import LocalStore
+
+from .helpers import SETTINGS, site
+
+
+class Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def web():
+    """A plain static web server on 127.0.0.1; ``web(directory)`` starts one and returns its URL."""
+    servers = []
+
+    def start(directory):
+        handler = functools.partial(Quiet, directory=str(directory))
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+def test_switch_is_kept_when_the_server_serves_the_new_version(tmp_path, web):
+    store = LocalStore(tmp_path / "site")
+    build = site(tmp_path)
+    atomicsite.publish(build, store, settings=SETTINGS, source={})
+    url = web(tmp_path / "site" / "current")  # follows the symlink per request, like nginx
+    (build / "index.html").write_text("<h1>v2</h1>")
+    checked = replace(SETTINGS, verify_urls=(url + "/", url + "/about/", url + "/index.html"), verify_timeout=10)
+    result = atomicsite.publish(build, store, settings=checked, source={})
+    assert result.switched and read_pointer(store, "live").version == result.version
+
+
+def test_switch_back_when_the_new_version_is_not_served_in_time(tmp_path, web):
+    store = LocalStore(tmp_path / "site")
+    build = site(tmp_path)
+    v1 = atomicsite.publish(build, store, settings=SETTINGS, source={}).version
+    stale = web(tmp_path / "site" / "v" / v1)  # a CDN stuck on the old origin
+    (build / "index.html").write_text("<h1>v2</h1>")
+    checked = replace(SETTINGS, verify_urls=(stale + "/",), verify_timeout=1.0)
+    with pytest.raises(HealthCheckFailed, match=f"switched 'live' back to {v1}"):
+        atomicsite.publish(build, store, settings=checked, source={})
+    pointer = read_pointer(store, "live").pointer
+    assert pointer.version == v1 and pointer.action == "switch-back"
+    assert store.live_link_target() == f"v/{v1}"
+    assert [h.action for h in pointer.history[:2]] == ["switch-back", "publish"]
+
+
+def test_promote_with_verify_url_and_a_url_outside_the_site(tmp_path, web):
+    store = LocalStore(tmp_path / "site")
+    build = site(tmp_path)
+    v1 = atomicsite.publish(build, store, settings=SETTINGS, source={}).version
+    (build / "index.html").write_text("two")
+    v2 = atomicsite.publish(build, store, settings=SETTINGS, source={}).version
+    url = web(tmp_path / "site" / "current")
+    out = atomicsite.promote(v1, store, settings=SETTINGS, verify_urls=(url + "/posts/2024/hello-world/",))
+    assert out.switched
+    with pytest.raises(UsageError, match="maps to no file"):
+        atomicsite.promote(v2, store, settings=SETTINGS, verify_urls=(url + "/no/such/page",))
+    assert read_pointer(store, "live").version == v1
