@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import re
 import stat
 import unicodedata
 from collections.abc import Callable
@@ -32,8 +33,18 @@ class ScannedFile:
     source: Path  # the real file on disk
 
 
-def _ignored(rel: str, name: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(rel if "/" in p else name, p) for p in patterns)
+class _Ignore:
+    """Ignore globs compiled once: those without '/' match a name anywhere, the others the whole path."""
+
+    def __init__(self, patterns: tuple[str, ...]):
+        def union(globs):
+            return re.compile("|".join(fnmatch.translate(g) for g in globs)) if globs else None
+
+        self._names = union([p for p in patterns if "/" not in p])
+        self._paths = union([p for p in patterns if "/" in p])
+
+    def __call__(self, rel: str, name: str) -> bool:
+        return bool((self._names and self._names.match(name)) or (self._paths and self._paths.match(rel)))
 
 
 def _check_key(rel: str, shown: Path) -> str:
@@ -57,6 +68,7 @@ def _check_key(rel: str, shown: Path) -> str:
 def _walk(root: Path, ignore: tuple[str, ...]) -> list[tuple[str, Path]]:
     """(key, real path) for every regular file, following links that stay inside ``root``."""
     real_root = root.resolve()
+    ignored = _Ignore(ignore)
     found: list[tuple[str, Path]] = []
 
     def inside(p: str) -> bool:
@@ -78,7 +90,7 @@ def _walk(root: Path, ignore: tuple[str, ...]) -> list[tuple[str, Path]]:
         for entry in entries:
             name = unicodedata.normalize("NFC", entry.name)
             rel = f"{rel_dir}{name}"
-            if _ignored(rel, name, ignore):
+            if ignored(rel, name):
                 continue
             path = Path(entry.path)
             if entry.is_symlink():
@@ -153,5 +165,8 @@ def scan(
         h = headers_for(key, rules)
         return ScannedFile(FileEntry(key, sha, size, md5, h.content_type, h.cache_control), path)
 
+    # Batches: per-file futures cost more than hashing a small file; hashlib releases the GIL on
+    # large buffers, so big files in different batches still hash in parallel.
+    batches = [listed[i:i + 64] for i in range(0, len(listed), 64)]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return list(pool.map(one, listed))
+        return [f for batch in pool.map(lambda b: [one(item) for item in b], batches) for f in batch]

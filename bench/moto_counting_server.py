@@ -1,0 +1,56 @@
+"""A moto S3 server that counts what clients send it: ``python bench/moto_counting_server.py PORT``.
+
+Counting on the server side measures atomicsite and ``aws s3 sync`` the same way. ``GET /__bench``
+returns the counters as JSON; ``POST /__bench/reset`` zeroes them.
+"""
+
+import json
+import sys
+import threading
+import time
+
+from moto.server import ThreadedMotoServer
+
+
+class Counter:
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        self.requests = 0
+        self.bytes_in = 0
+        self.by_method = {}
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/__bench"):
+            if environ["REQUEST_METHOD"] == "POST":
+                with self.lock:
+                    self.reset()
+            body = json.dumps({"requests": self.requests, "bytes_in": self.bytes_in,
+                               "by_method": self.by_method}).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        with self.lock:
+            self.requests += 1
+            self.bytes_in += length
+            method = environ["REQUEST_METHOD"]
+            self.by_method[method] = self.by_method.get(method, 0) + 1
+        return self.app(environ, start_response)
+
+
+def main():
+    port = int(sys.argv[1])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    server._server.app = Counter(server._server.app)  # werkzeug reads server.app per request
+    print("ready", flush=True)
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()
