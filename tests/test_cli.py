@@ -89,8 +89,9 @@ def test_human_output_has_tables_and_a_serve_hint(env, tmp_path, monkeypatch):
 def test_errors_are_one_line_with_documented_exit_codes(env, args, code, kind):
     result = runner.invoke(app, args)
     assert result.exit_code == code, result.stdout + result.stderr
-    line = result.stderr.strip()
-    assert line.startswith("error: ") and "\n" not in line and "Traceback" not in result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and result.stderr.rstrip().endswith(errors[0])  # progress lines may come first
+    assert "Traceback" not in result.stdout + result.stderr
     payload = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
     assert payload["exit_code"] == code and payload["error"] == kind and payload["message"]
 
