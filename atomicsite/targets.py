@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from .channels import PointerState
 from .config import Settings, load_settings
-from .errors import IntegrityError, ObjectNotFound, UsageError, VersionNotFound
+from .errors import ChannelNotFound, IntegrityError, ObjectNotFound, UsageError, VersionNotFound
 from .layout import MANIFESTS, VERSION_RE, manifest_key, version_of_manifest_key, version_prefix
 from .manifest import Manifest
 from .retry import RetryingStore, RetryPolicy
@@ -60,7 +60,7 @@ def resolve_version(store: Store, name: str, pointer: PointerState | None = None
     if pointer is not None and name in ("previous", "live", "current"):
         p = pointer.pointer
         if p is None:
-            raise VersionNotFound(f"channel {pointer.channel!r} has no versions yet, so {name!r} means nothing.",
+            raise ChannelNotFound(f"channel {pointer.channel!r} has nothing published yet, so {name!r} means nothing.",
                                   hint="Publish first.")
         if name == "previous":
             if not p.previous:
