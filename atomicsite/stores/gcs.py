@@ -40,6 +40,7 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 # request, whatever chunk_size says; it only goes resumable above that or when the size is unknown.
 _LIBRARY_MULTIPART_MAX = 8 * MIB
 _EMULATOR_PROJECT = "atomicsite-emulator"
+_MISSING = object()  # delete_many: the key was not there, which is fine
 _CREDENTIALS_HINT = (
     "Run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS, "
     "or use google-github-actions/auth in CI."
@@ -77,6 +78,7 @@ class GCSStore:
 
         self._sdk = _Sdk()
         self._client = self._make_client()
+        self._quiet_background_fetches(self._client)
         self._bucket = self._client.bucket(bucket)
         self._bucket_exists = False  # set once any call proves it, so object 404s need no bucket check
         self._stats_lock = threading.Lock()
@@ -104,6 +106,23 @@ class GCSStore:
             return storage.Client(project=self.options.project)
         except self._sdk.auth_exc.DefaultCredentialsError:
             raise AccessDenied(f"no Google Cloud credentials found for {self.url}.", hint=_CREDENTIALS_HINT) from None
+
+    @staticmethod
+    def _quiet_background_fetches(client) -> None:
+        """Switch off the SDK's bucket-metadata cache unless OpenTelemetry tracing is on.
+
+        google-cloud-storage 3.x fetches bucket metadata (buckets.get, with the library's own retries)
+        on a background thread at the first call per bucket, and checks bucket existence after 404s,
+        only to label trace spans. Those requests escape our retry policy and request counts, and need
+        storage.buckets.get, which roles/storage.objectAdmin does not grant. Every use is guarded by
+        ``if client._bucket_metadata_cache``, so None turns it off.
+        """
+        try:
+            from google.cloud.storage import _opentelemetry_tracing as tracing
+        except ImportError:
+            return
+        if not getattr(tracing, "enable_otel_traces", False) and hasattr(client, "_bucket_metadata_cache"):
+            client._bucket_metadata_cache = None
 
     def _instrument(self, session) -> None:
         """Size the connection pool for our thread count and count requests at the transport.
@@ -210,7 +229,7 @@ class GCSStore:
                                 hint=_CREDENTIALS_HINT)
         if isinstance(exc, auth.DefaultCredentialsError):
             return AccessDenied(f"no Google Cloud credentials found for {self.url}.", hint=_CREDENTIALS_HINT)
-        if isinstance(exc, self._sdk.transient):
+        if isinstance(exc, self._sdk.transient) or (isinstance(exc, g.GoogleAPICallError) and exc.code == 408):
             return TransientStoreError(f"{what} in {self.url} failed for now: {_one_line(exc)}")
         if isinstance(exc, g.GoogleAPICallError):
             return StoreError(f"{what} in {self.url} failed: {_one_line(exc)}")
@@ -291,16 +310,14 @@ class GCSStore:
 
     def get(self, key: str) -> Body:
         # Metadata first, then the bytes of exactly that generation, so info and data agree. If the
-        # object is replaced in between, the old generation is gone (404): read again.
+        # object is replaced in between, that generation is gone (404): read again.
         for _ in range(3):
             blob = self._reload(key)
-            try:
-                with self._guard(f"reading {key}"):
+            with self._guard(f"reading {key}"):
+                try:
                     data = blob.download_as_bytes(retry=None)  # pinned: blob.generation is set
-            except StoreError as exc:
-                if isinstance(exc, TransientStoreError) or "not found" not in exc.message:
-                    raise
-                continue
+                except self._sdk.api_exc.NotFound:
+                    continue
             return Body(data, self._info(key, blob))
         raise TransientStoreError(f"{key} in {self.url} kept changing while being read")
 
@@ -308,12 +325,14 @@ class GCSStore:
         blob = self._reload(key)  # eager, so a missing key raises here, not on first next()
         size = int(blob.size or 0)
         stop = size if end is None else min(end, size)
+        # The generation read above is pinned, so a replacement mid-stream is a 404, not mixed bytes.
+        changed = lambda: TransientStoreError(f"{key} in {self.url} changed while being read")  # noqa: E731
 
         def chunks() -> Iterator[bytes]:
             offset = start
             while offset < stop:
                 last = min(offset + self.chunk_size, stop) - 1  # GCS ranges include their end
-                with self._guard(f"reading {key}", missing=self._not_found(key)):
+                with self._guard(f"reading {key}", missing=changed):
                     data = blob.download_as_bytes(start=offset, end=last, retry=None)
                 if not data:
                     return
@@ -326,9 +345,7 @@ class GCSStore:
         return self._info(key, self._reload(key))
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        full = self._name(prefix) if self.root else prefix
-        if self.root and not prefix:
-            full = self.root + "/"
+        full = self._name(prefix)  # "" under root "site" is "site/": never "site-other/…"
         with self._guard(f"listing {prefix or '/'}"):
             # list_blobs follows nextPageToken itself; a 404 here can only mean the bucket.
             infos = [self._info(self._key(blob.name), blob)
@@ -374,11 +391,11 @@ class GCSStore:
         g = self._sdk.api_exc
         saw_missing = False
 
-        def delete_one(key: str) -> Exception | None:
+        def delete_one(key: str) -> Exception | object | None:
             try:
                 self._bucket.blob(self._name(key)).delete(retry=None)
             except g.NotFound:
-                return g.NotFound("")
+                return _MISSING
             except Exception as exc:  # collected, reported below with the key
                 return exc
             return None
@@ -391,14 +408,14 @@ class GCSStore:
         for key, exc in zip(keys, outcomes):
             if exc is None:
                 continue
-            if isinstance(exc, g.NotFound):
+            if exc is _MISSING:
                 saw_missing = True
                 continue
             mapped = exc if isinstance(exc, AtomicsiteError) else self._translate(exc, f"deleting {key}")
             if mapped is None:
                 raise exc
             failures.append((key, mapped))
-        if len(failures) < len(keys) - (1 if saw_missing else 0):
+        if any(exc is None for exc in outcomes):
             self._bucket_exists = True
         if saw_missing:
             self._raise_if_bucket_missing()  # every key "missing" may mean the bucket is
@@ -431,7 +448,6 @@ class _Sdk:
         g, rex = self.api_exc, self.requests.exceptions
         self.transient = (
             g.TooManyRequests, g.InternalServerError, g.BadGateway, g.ServiceUnavailable, g.GatewayTimeout,
-            g.RequestTimeout,
             rex.ConnectionError, rex.ChunkedEncodingError, rex.Timeout,
             urllib3.exceptions.ProtocolError,
             self.auth_exc.TransportError,  # a token refresh that could not reach the server
