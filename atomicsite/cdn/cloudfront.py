@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -76,6 +77,7 @@ class CloudFrontSettings:
     kvs_key_prefix: str = "atomicsite:"  # the key of channel C is f"{kvs_key_prefix}{C}"
     function_name: str = "atomicsite-router"
     region: str = "us-east-1"
+    profile: str | None = None  # AWS profile; None = the default credential chain
     endpoint_url: str | None = None  # CloudFront API override (emulators, tests)
     kvs_endpoint_url: str | None = None  # KeyValueStore API override; defaults to endpoint_url
 
@@ -149,10 +151,12 @@ def _typed(key: str, value: Any, annotation: str) -> Any:
         if not isinstance(value, int) or isinstance(value, bool):
             raise _bad(key, f"must be an integer, not {value!r}")
     elif annotation == "float":
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise _bad(key, f"must be a number of seconds, not {value!r}")
-        value = float(value)
-    elif not isinstance(value, str) or (annotation == "str | None" and not value):
+        from ..config import parse_duration  # "20m" like every other duration in the config
+
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise _bad(key, f"must be a duration (seconds, or e.g. '20m'), not {value!r}")
+        value = parse_duration(value, where=f"cloudfront.{key}")
+    elif not isinstance(value, str) or (not value and key != "kvs_key_prefix"):
         raise _bad(key, f"must be a non-empty string, not {value!r}")
     return value
 
@@ -289,21 +293,36 @@ def pin_kvs_endpoint(client: Any, endpoint_url: str) -> None:
     client.meta.events.register_first(f"before-sign.{KVS_SERVICE}", strip_account)
 
 
+_SESSIONS: dict[str | None, Any] = {}  # per profile: a new session re-reads every service model (~0.2 s)
+_SESSION_LOCK = threading.Lock()  # a boto3 session is not thread-safe; clients made from it are
+
+
+def _new_client(service: str, profile: str | None, **kwargs) -> Any:
+    try:
+        import boto3
+        from botocore.exceptions import ProfileNotFound
+    except ImportError:
+        raise ConfigError("CloudFront support needs boto3", hint="pip install 'atomicsite[s3]'") from None
+    with _SESSION_LOCK:
+        if profile not in _SESSIONS:
+            try:
+                _SESSIONS[profile] = boto3.session.Session(profile_name=profile)
+            except ProfileNotFound:
+                raise _bad("profile", f"no AWS profile named {profile!r}") from None
+        return _SESSIONS[profile].client(service, **kwargs)
+
+
 def boto3_client_factory(settings: CloudFrontSettings) -> ClientFactory:
     """Clients with the SDK's own retries off (:class:`RetryPolicy` is the one place that retries)."""
     cache: dict[str, Any] = {}
 
     def make(service: str) -> Any:
         if service not in cache:
-            try:
-                import boto3
-                from botocore.config import Config
-            except ImportError:
-                raise ConfigError("CloudFront support needs boto3", hint="pip install 'atomicsite[s3]'") from None
+            from botocore.config import Config
+
             endpoint = settings.endpoint_url if service == "cloudfront" else (settings.kvs_endpoint_url or settings.endpoint_url)
             config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=60)
-            client = boto3.session.Session().client(service, region_name=settings.region, endpoint_url=endpoint,
-                                                     config=config)
+            client = _new_client(service, settings.profile, region_name=settings.region, endpoint_url=endpoint, config=config)
             if service == KVS_SERVICE and endpoint:
                 pin_kvs_endpoint(client, endpoint)
             cache[service] = client
@@ -491,8 +510,13 @@ class EdgeKeySwitcher:
         return before, put["ETag"]
 
 
-def switchers_from_settings(settings: CloudFrontSettings, client_factory: ClientFactory | None = None) -> list[Switcher]:
-    """The switchers for ``settings``, in the order they must run (origin before invalidation)."""
+def switchers_from_settings(settings: CloudFrontSettings | Mapping[str, Any],
+                            client_factory: ClientFactory | None = None) -> list[Switcher]:
+    """The switchers for ``settings`` (or the raw ``[cloudfront]`` table), in the order they must run:
+    origin before invalidation, so the invalidation is created after the origin change is submitted.
+    """
+    if not isinstance(settings, CloudFrontSettings):
+        settings = CloudFrontSettings.from_mapping(settings)
     factory = client_factory or boto3_client_factory(settings)
     if settings.mode == "edge-key":
         return [EdgeKeySwitcher(settings, factory)]
@@ -556,17 +580,22 @@ def deploy_cloudfront_function(settings: CloudFrontSettings, code: str, client: 
               "Runtime": RUNTIME,
               "KeyValueStoreAssociations": {"Quantity": 1, "Items": [{"KeyValueStoreARN": settings.kvs_arn}]}}
 
+    def development_etag() -> str:
+        return _call("cloudfront:DescribeFunction", on, client.describe_function, Name=name,
+                     Stage="DEVELOPMENT")["ETag"]
+
     def create_or_update() -> tuple[str, str]:
         try:
-            etag = _call("cloudfront:DescribeFunction", on, client.describe_function, Name=name,
-                         Stage="DEVELOPMENT")["ETag"]
+            etag = development_etag()
         except NotFound:
             made = _call("cloudfront:CreateFunction", on, client.create_function, Name=name, FunctionConfig=config,
                          FunctionCode=code.encode("utf-8"))
             return "created", made["ETag"]
         made = _call("cloudfront:UpdateFunction", on, client.update_function, Name=name, IfMatch=etag,
                      FunctionConfig=config, FunctionCode=code.encode("utf-8"))
-        return "updated", made["ETag"]
+        # botocore's model reads UpdateFunction's ETag from a header spelled "ETtag"; when it comes back
+        # empty, ask for the new ETag instead of publishing with a stale one.
+        return "updated", made.get("ETag") or development_etag()
 
     action, etag = retry.call(create_or_update)
     published = retry.call(lambda: _call("cloudfront:PublishFunction", on, client.publish_function, Name=name,
