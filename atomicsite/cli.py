@@ -274,6 +274,24 @@ def channel_delete_cmd(
              lambda d: report.out.print(f"deleted channel {name!r} (it served {pointer.version})"))
 
 
+@command(edge_app, "cloudfront-function")
+def edge_cloudfront_function_cmd(
+    deploy: Annotated[bool, typer.Option("--deploy", help="Create or update the function and publish it (needs [cloudfront] kvs_arn).")] = False,
+    *,
+    inv: Invocation,
+):
+    """Print (or --deploy) the viewer-request CloudFront Function that serves the version in the edge key."""
+    from .edge import cloudfront_function
+
+    result = cloudfront_function(settings=inv.settings, deploy=deploy)
+    if inv.json:
+        report.emit_json(result)
+    elif deploy:
+        report.out.print(result["detail"])
+    else:
+        print(result["code"], end="")
+
+
 def main() -> None:
     app(prog_name="atomicsite")
 

@@ -42,7 +42,7 @@ class Settings:
     retries: int = 5
     reuse_from: int = 3  # newest complete versions whose files may be copied instead of uploaded
     prune: PruneSettings = field(default_factory=PruneSettings)
-    cloudfront: Mapping[str, Any] | None = None  # validated by atomicsite.cdn.cloudfront
+    cloudfront: Any = None  # atomicsite.cdn.cloudfront.CloudFrontSettings, from the [cloudfront] table
     verify_urls: tuple[str, ...] = ()
     verify_timeout: float = 120.0
     config_file: str | None = None
@@ -177,7 +177,9 @@ def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> Settin
         elif key == "cloudfront":
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{where(key)}: must be a table")
-            out[key] = dict(value)
+            from .cdn.cloudfront import CloudFrontSettings  # validated now, before any upload
+
+            out[key] = CloudFrontSettings.from_mapping(value)
         elif key == "verify_urls":
             if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
                 raise ConfigError(f"{where(key)}: must be a list of URLs")

@@ -165,3 +165,13 @@ def test_real_subprocess_publish_and_exit_code(tmp_path):
                          capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 4 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     assert data["files"] == 7
+
+
+def test_edge_cloudfront_function_prints_code_for_the_target(monkeypatch):
+    for key in [k for k in os.environ if k.startswith("ATOMICSITE_")]:
+        monkeypatch.delenv(key)
+    code = run("edge", "cloudfront-function", "--target", "s3://bucket/my/site").stdout
+    assert code.startswith("//") and '"atomicsite:live"' in code and '"/my/site"' in code
+    data = run_json("edge", "cloudfront-function", "--target", "s3://bucket/site", "--channel", "pr-7")
+    assert data["kvs_key"] == "atomicsite:pr-7" and data["root_prefix"] == "site"
+    assert run_json("edge", "cloudfront-function", "--target", "s3://b/site", "--deploy", code=2)["error"] == "config"
