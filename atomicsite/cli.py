@@ -18,7 +18,7 @@ import atomicsite
 
 from . import report
 from .config import Settings, load_settings, parse_duration
-from .errors import AtomicsiteError, UsageError
+from .errors import AtomicsiteError
 
 app = typer.Typer(
     name="atomicsite",
@@ -296,4 +296,4 @@ def main() -> None:
     app(prog_name="atomicsite")
 
 
-__all__ = ["app", "main", "UsageError"]
+__all__ = ["app", "main"]

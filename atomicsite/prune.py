@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 from .channels import read_pointer
 from .config import Settings
-from .errors import ConflictError, IntegrityError, ObjectNotFound, UsageError
+from .errors import ConflictError, IntegrityError, UsageError
 from .layout import CHANNELS, VERSIONS, VERSION_RE, channel_of_key, manifest_key
 from .manifest import Manifest, parse_time
 from .stores.base import Store
@@ -162,4 +162,4 @@ def prune(target: str | Store | None = None, *, keep: int | None = None, older_t
         return result
 
 
-__all__ = ["prune", "plan_prune", "PruneResult", "PrunePlan", "ObjectNotFound"]
+__all__ = ["prune", "plan_prune", "PruneResult", "PrunePlan"]

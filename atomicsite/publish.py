@@ -17,7 +17,7 @@ from .config import Settings
 from .errors import AlreadyExists, IntegrityError
 from .layout import check_channel, manifest_key, version_prefix
 from .manifest import Manifest
-from .plan import COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_plan
+from .plan import SKIP, SWITCH, FileAction, Plan, make_plan
 from .scan import scan
 from .stores.base import ObjectInfo, Store, WriteMode
 from .switch import SwitchOutcome, switch_channel
@@ -206,4 +206,4 @@ def publish(
         return result
 
 
-__all__ = ["publish", "PublishResult", "PublishEvents", "UPLOAD", "COPY", "SKIP"]
+__all__ = ["publish", "PublishResult", "PublishEvents"]

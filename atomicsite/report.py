@@ -12,11 +12,11 @@ from dataclasses import asdict, is_dataclass
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .errors import AtomicsiteError
-from .plan import COPY, SKIP, UPLOAD, FileAction, Plan
+from .plan import SKIP, FileAction, Plan
 from .publish import PublishEvents, PublishResult
 
 out = Console(highlight=False, soft_wrap=True)
@@ -87,11 +87,10 @@ class PublishProgress:
         work = [a for a in plan.actions if a.kind != SKIP]
         if self.live and work:
             self._progress = Progress(
-                TextColumn("[bold]transfer"), BarColumn(), MofNCompleteColumn(), DownloadColumn(),
+                TextColumn("[bold]transfer"), BarColumn(), DownloadColumn(),
                 TimeRemainingColumn(), console=err, transient=True,
             )
             self._task = self._progress.add_task("transfer", total=sum(a.entry.size for a in work) or 1)
-            self._files = self._progress.add_task("files", total=len(work), visible=False)
             self._progress.start()
 
     def file(self, action: FileAction) -> None:
@@ -223,4 +222,3 @@ def channels(pointers) -> None:
     out.print(table)
 
 
-__all__ = ["emit_json", "error", "PublishProgress", "COPY", "UPLOAD"]
