@@ -10,6 +10,7 @@ VERSIONS = "v/"
 META = "_atomicsite/"
 MANIFESTS = "_atomicsite/manifests/"
 CHANNELS = "_atomicsite/channels/"
+PROBES = "_atomicsite/probe/"  # S3 conditional-write probes (atomicsite.stores.s3)
 DEFAULT_CHANNEL = "live"
 
 _CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")

@@ -4,7 +4,7 @@
 previous, pinned or not); with ``older_than`` only versions older than that go. It deletes a
 version's manifest before its objects, so a half-pruned version can never be pointed at, re-reads the
 pointers after the manifests are gone (a promote that raced us gets its manifest back and prune
-stops), and removes orphaned partial uploads (objects under ``v/`` with no manifest) once they are
+stops), removes leftover S3 conditional-write probes, and removes orphaned partial uploads (objects under ``v/`` with no manifest) once they are
 older than a grace period. More than ``max_delete`` versions is refused unless ``force``: all or
 nothing.
 """
@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from .channels import read_pointer
 from .config import Settings
 from .errors import ConflictError, IntegrityError, UsageError
-from .layout import CHANNELS, VERSIONS, VERSION_RE, channel_of_key, manifest_key
+from .layout import CHANNELS, PROBES, VERSIONS, VERSION_RE, channel_of_key, manifest_key
 from .manifest import Manifest, parse_time
 from .stores.base import Store
 from .targets import list_manifest_infos, opened
@@ -31,6 +31,7 @@ class PrunePlan:
     orphans: list[str]  # uncommitted version prefixes to clean
     young_orphans: list[str]  # partial uploads still inside the grace period
     reasons: dict[str, str] = field(default_factory=dict)
+    probes: list[str] = field(default_factory=list)  # leftover conditional-write probe objects (S3)
     objects: int = 0
 
     def to_dict(self) -> dict:
@@ -115,8 +116,10 @@ def plan_prune(store: Store, *, keep: int, older_than: float | None, grace: floa
         else:
             young.append(v)
             reasons[v] = "kept: partial upload inside the grace period (may be a publish in progress)"
-    n_objects = sum(len(objects.get(v, [])) + 1 for v in delete) + sum(len(objects[v]) for v in orphans)
-    plan = PrunePlan(keep_set, delete, orphans, young, reasons, n_objects)
+    probes = [i.key for i in store.list(PROBES) if now - (i.modified or now) >= timedelta(seconds=grace)]
+    n_objects = (sum(len(objects.get(v, [])) + 1 for v in delete) + sum(len(objects[v]) for v in orphans)
+                 + len(probes))
+    plan = PrunePlan(keep_set, delete, orphans, young, reasons, probes=probes, objects=n_objects)
     return plan, objects, {v: manifests[v] for v in delete}
 
 
@@ -138,7 +141,7 @@ def prune(target: str | Store | None = None, *, keep: int | None = None, older_t
                 "nothing was deleted.",
                 hint="Check with --dry-run, then pass --force (or raise prune.max_delete).",
             )
-        if dry_run or not total:
+        if dry_run or not (total or plan.probes):
             return result
         # 1. manifests first: from here on these versions can no longer be promoted
         store.delete_many(manifest_key(v) for v in plan.delete)
@@ -159,6 +162,9 @@ def prune(target: str | Store | None = None, *, keep: int | None = None, older_t
             store.delete_many(keys)
             result.deleted_objects += len(keys)
             result.deleted_versions.append(v)
+        if plan.probes:
+            store.delete_many(plan.probes)
+            result.deleted_objects += len(plan.probes)
         return result
 
 

@@ -234,10 +234,12 @@ def test_prune_cleans_old_partial_uploads_but_not_fresh_ones(rig, tmp_path):
     build = site(tmp_path)
     publish(build, rig.store)
     rig.store.put("v/00000000deadbeef/index.html", b"half an upload")
+    rig.store.put("_atomicsite/probe/left-over", b"probe")
     fresh = atomicsite.prune(rig.store, keep=1, settings=SETTINGS)  # default grace: 24 h
     assert fresh.plan.young_orphans == ["00000000deadbeef"] and not fresh.deleted_versions
     assert atomicsite.prune(rig.store, keep=1, grace=0, settings=SETTINGS).deleted_versions == ["00000000deadbeef"]
     assert stored_keys(rig.store, "00000000deadbeef") == []
+    assert list(rig.store.list("_atomicsite/probe/")) == []
 
 
 # -- errors: one line, the right type, nothing changed on the store ------------------------------------

@@ -67,8 +67,10 @@ class ObjectInfo:
             return False
         if self.sha256:
             return self.sha256 == sha256
-        if self.md5 and md5:
-            return self.md5 == md5
+        if self.md5 and md5 and self.md5 == md5:
+            return True
+        # An MD5 that differs proves nothing: an S3 ETag is not an MD5 under SSE-KMS, and listings
+        # cannot say so. The caller asks head() for the sha256 metadata instead.
         return None
 
 
