@@ -1,0 +1,144 @@
+"""Pure request logic: request path → file of a version, Range, If-None-Match, Host, pins.
+
+Nothing here touches a store. The manifest is the allow-list: only a path listed in a version's file
+table is ever turned into a key (``v/<version>/<path>``), so no request can reach ``_atomicsite/`` or
+another version's tree; hostile paths are still refused up front, so they never look like a 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..layout import VERSION_RE
+from ..manifest import FileEntry
+
+MAX_PATH = 4096
+RESERVED = "_atomicsite"
+
+
+class BadPath(ValueError):
+    """A path no browser sends: dot segments, backslashes, NUL or control characters, empty segments."""
+
+
+def site_path(path: str) -> str:
+    """``/about/`` → ``about/``: the request path relative to the site root, or BadPath."""
+    if not path.startswith("/") or len(path) > MAX_PATH:
+        raise BadPath("not an absolute path")
+    rel = path[1:]
+    if "\\" in rel or any(ord(c) < 0x20 or ord(c) == 0x7F for c in rel):
+        raise BadPath("backslash or control character")
+    segments = rel.split("/")
+    if any(s in ("", ".", "..") for s in segments[:-1]) or segments[-1] in (".", ".."):
+        raise BadPath("dot or empty segment")
+    return rel
+
+
+def is_reserved(rel: str) -> bool:
+    return rel == RESERVED or rel.startswith(RESERVED + "/")
+
+
+def lookup(files: Mapping[str, FileEntry], rel: str) -> FileEntry | None:
+    """A directory → its ``index.html``; ``about`` → ``about``, ``about.html`` or ``about/index.html``."""
+    if rel == "" or rel.endswith("/"):
+        return files.get(rel + "index.html")
+    return files.get(rel) or files.get(rel + ".html") or files.get(rel + "/index.html")
+
+
+def is_html(entry: FileEntry) -> bool:
+    ct = entry.content_type.lower()
+    return ct.startswith("text/html") or ct.startswith("application/xhtml+xml")
+
+
+def wants_html(rel: str, accept: str) -> bool:
+    """A request an SPA fallback should answer: it accepts HTML, or its last segment has no extension."""
+    return "text/html" in accept or "." not in rel.rsplit("/", 1)[-1]
+
+
+def is_navigation(headers: Mapping[str, str]) -> bool:
+    """A browser loading a page (Fetch Metadata): it gets the live version, whatever it is pinned to."""
+    return headers.get("sec-fetch-mode") == "navigate" or headers.get("sec-fetch-dest") in ("document", "iframe", "frame")
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    start: int
+    end: int  # exclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+UNSATISFIABLE = ByteRange(0, 0)
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """One ``bytes=`` range → ByteRange; None = serve the whole file (absent, malformed or several
+    ranges, which RFC 9110 lets a server ignore); UNSATISFIABLE → 416."""
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash or not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
+        return None
+    if first == "":
+        if last == "":
+            return None
+        n = int(last)
+        if n == 0 or size == 0:
+            return UNSATISFIABLE
+        return ByteRange(max(0, size - n), size)
+    start = int(first)
+    if last != "" and int(last) < start:
+        return None
+    if start >= size:
+        return UNSATISFIABLE
+    end = size if last == "" else min(size, int(last) + 1)
+    return ByteRange(start, end)
+
+
+def etag_of(entry: FileEntry) -> str:
+    return f'"{entry.sha256}"'
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    """If-None-Match uses weak comparison: ``W/"x"`` matches ``"x"``; ``*`` matches anything."""
+    if not header:
+        return False
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag == "*" or (tag[2:] if tag.startswith("W/") else tag) == etag:
+            return True
+    return False
+
+
+def normal_host(value: str) -> str:
+    """``Example.COM:8080`` → ``example.com``; ``[::1]:80`` → ``[::1]``."""
+    host = value.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    name, colon, port = host.rpartition(":")
+    if colon and port.isdigit():
+        host = name
+    return host.rstrip(".")
+
+
+def cookie_value(header: str, name: str) -> str | None:
+    for part in header.split(";"):
+        key, eq, value = part.strip().partition("=")
+        if eq and key == name:
+            return value.strip().strip('"')
+    return None
+
+
+def pin_candidate(headers: Mapping[str, str], cookie_name: str) -> str | None:
+    """The version a client asks to stay on: ``x-atomicsite-version``, else the cookie."""
+    value = headers.get("x-atomicsite-version") or cookie_value(headers.get("cookie", ""), cookie_name)
+    if value:
+        value = value.strip().lower()
+        if VERSION_RE.match(value):
+            return value
+    return None

@@ -1,0 +1,233 @@
+"""What the router keeps in memory: channel pointers (for a short TTL), manifests and small bodies.
+
+Every store call is blocking, so it runs on the router's thread pool. Concurrent requests that need the
+same pointer or manifest share one read (one future per key), so a burst after the TTL expires costs
+one store read, not one per request. The futures are ``concurrent.futures`` ones, so the caches work
+whatever event loop (or several) the app runs on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+
+from ..channels import ChannelPointer, read_pointer
+from ..errors import ObjectNotFound
+from ..layout import manifest_key
+from ..manifest import Manifest
+from ..stores.base import Store
+
+log = logging.getLogger("atomicsite.serve")
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A channel as last read: its pointer (None: nothing published yet) and the versions it served."""
+
+    name: str
+    pointer: ChannelPointer | None
+    recent: tuple[str, ...] = ()
+    """Live first, then the versions of the pointer's history, newest first: the only ones a pin may name."""
+
+    @classmethod
+    def of(cls, name: str, pointer: ChannelPointer | None) -> Channel:
+        if pointer is None:
+            return cls(name, None)
+        seen: dict[str, None] = {pointer.version: None}
+        if pointer.previous:
+            seen.setdefault(pointer.previous)
+        for switch in pointer.history:
+            for v in (switch.version, switch.previous):
+                if v:
+                    seen.setdefault(v)
+        return cls(name, pointer, tuple(seen))
+
+
+class _Slot:
+    __slots__ = ("value", "at", "error", "error_at", "inflight")
+
+    def __init__(self):
+        self.value = None
+        self.at = 0.0  # monotonic time the read that produced value started
+        self.error: BaseException | None = None
+        self.error_at = 0.0
+        self.inflight: Future | None = None
+
+
+class _Shared:
+    """A bounded LRU of slots whose loads are shared by all waiters."""
+
+    def __init__(self, executor: Executor, limit: int):
+        self.executor = executor
+        self.limit = limit
+        self.lock = threading.RLock()
+        self.slots: OrderedDict[str, _Slot] = OrderedDict()
+
+    def slot(self, key: str) -> _Slot:
+        """The slot for key (caller holds the lock), created and the oldest evicted as needed."""
+        slot = self.slots.get(key)
+        if slot is None:
+            slot = self.slots[key] = _Slot()
+            while len(self.slots) > self.limit:
+                self.slots.popitem(last=False)
+        else:
+            self.slots.move_to_end(key)
+        return slot
+
+    def load(self, slot: _Slot, fn: Callable[[], object]) -> Future:
+        """Start ``fn`` unless a load of this slot is already running (caller holds the lock)."""
+        if slot.inflight is None:
+            started = time.monotonic()
+
+            def settle(fut: Future) -> None:
+                with self.lock:
+                    slot.inflight = None
+                    if fut.exception() is None:
+                        slot.value, slot.at, slot.error = fut.result(), started, None
+                    else:
+                        slot.error, slot.error_at = fut.exception(), time.monotonic()
+
+            fut = slot.inflight = self.executor.submit(fn)
+            fut.add_done_callback(settle)  # runs right here, under our lock, if fn already finished
+            return fut
+        return slot.inflight
+
+
+class PointerCache:
+    """``await pointers.get("live")`` → Channel, read at most once per ``ttl`` per channel.
+
+    If a re-read fails, the last good pointer keeps being served (and the failure logged) rather than
+    taking the site down; with no good pointer yet the error propagates, and is itself reused for ``ttl``.
+    """
+
+    def __init__(self, store: Store, ttl: float, executor: Executor, limit: int):
+        self.store = store
+        self.ttl = ttl
+        self.shared = _Shared(executor, limit)
+
+    def _read(self, name: str) -> Channel:
+        return Channel.of(name, read_pointer(self.store, name).pointer)
+
+    async def get(self, name: str) -> Channel:
+        now = time.monotonic()
+        with self.shared.lock:
+            slot = self.shared.slot(name)
+            if slot.value is not None and now - slot.at < self.ttl:
+                return slot.value
+            if slot.value is None and slot.error is not None and now - slot.error_at < self.ttl:
+                raise slot.error
+            fut = self.shared.load(slot, lambda: self._read(name))
+        try:
+            return await asyncio.wrap_future(fut)
+        except Exception as exc:
+            with self.shared.lock:
+                stale = slot.value
+            if stale is None:
+                raise
+            log.warning("reading the pointer of channel %r failed; still serving %s: %s",
+                        name, stale.pointer.version if stale.pointer else "nothing", exc)
+            return stale
+
+
+class ManifestCache:
+    """Manifests by version. Immutable once committed, so kept until evicted (LRU).
+
+    A failed read (missing, corrupt, store down) is remembered for ``retry_after`` seconds, and a
+    version found pruned for ``recheck`` seconds, so a stale cookie or a corrupt manifest never costs a
+    store read per request.
+    """
+
+    retry_after = 1.0
+
+    def __init__(self, store: Store, executor: Executor, limit: int, recheck: float):
+        self.store = store
+        self.shared = _Shared(executor, limit)
+        self.recheck = recheck
+        self.checked: dict[str, float] = {}  # version → when its manifest was last seen to exist
+        self.gone: dict[str, float] = {}  # version → when its manifest was found missing
+
+    def _read(self, version: str) -> Manifest:
+        key = manifest_key(version)
+        body = self.store.get(key)
+        return Manifest.from_json(body.data, where=f"{self.store.url}/{key}", expect_version=version)
+
+    async def get(self, version: str) -> Manifest:
+        """The manifest (ObjectNotFound if it is not committed, IntegrityError if corrupt)."""
+        with self.shared.lock:
+            slot = self.shared.slot(version)
+            if slot.value is not None:
+                return slot.value
+            if slot.error is not None and time.monotonic() - slot.error_at < self.retry_after:
+                raise slot.error
+            fut = self.shared.load(slot, lambda: self._read(version))
+        return await asyncio.wrap_future(fut)
+
+    async def retained(self, version: str) -> Manifest | None:
+        """The manifest of a version a client is pinned to, or None once it has been pruned.
+
+        Prune deletes a manifest before the version's objects, so checking the manifest every
+        ``recheck`` seconds is enough to stop serving a version that is going away.
+        """
+        now = time.monotonic()
+        if now - self.gone.get(version, -self.recheck) < self.recheck:
+            return None
+        last = self.checked.get(version)
+        try:
+            if last is not None and now - last >= self.recheck:
+                await asyncio.wrap_future(self.shared.executor.submit(self.store.head, manifest_key(version)))
+            manifest = await self.get(version)
+        except ObjectNotFound:
+            self.forget(version)
+            self.gone[version] = now
+            return None
+        if last is None or now - last >= self.recheck:
+            self.checked[version] = now
+        return manifest
+
+    def forget(self, version: str) -> None:
+        with self.shared.lock:
+            self.shared.slots.pop(version, None)
+        self.checked.pop(version, None)
+        if len(self.gone) > 4 * self.shared.limit:  # bounded: forget the oldest
+            for old in sorted(self.gone, key=self.gone.get)[: len(self.gone) // 2]:
+                del self.gone[old]
+
+
+class BodyCache:
+    """Whole small files by sha256: content-addressed, so an entry can never be stale."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.used = 0
+        self.lock = threading.Lock()
+        self.items: OrderedDict[str, bytes] = OrderedDict()
+
+    def get(self, sha256: str) -> bytes | None:
+        with self.lock:
+            data = self.items.get(sha256)
+            if data is not None:
+                self.items.move_to_end(sha256)
+            return data
+
+    def put(self, sha256: str, data: bytes) -> None:
+        if len(data) > self.capacity:
+            return
+        with self.lock:
+            if sha256 in self.items:
+                return
+            self.items[sha256] = data
+            self.used += len(data)
+            while self.used > self.capacity:
+                _, old = self.items.popitem(last=False)
+                self.used -= len(old)
+
+
+def sha256_ok(data: bytes, sha256: str) -> bool:
+    return hashlib.sha256(data).hexdigest() == sha256
