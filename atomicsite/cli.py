@@ -274,6 +274,27 @@ def channel_delete_cmd(
              lambda d: report.out.print(f"deleted channel {name!r} (it served {pointer.version})"))
 
 
+@command(app, "serve")
+def serve_cmd(
+    host: Annotated[Optional[str], _opt("--host", help="Address to listen on (default 127.0.0.1; [serve] host).")] = None,
+    port: Annotated[Optional[int], _opt("--port", help="Port (default 8000; [serve] port).", min=0, max=65535)] = None,
+    pointer_ttl: Annotated[Optional[float], _opt("--pointer-ttl", help="Seconds a pointer is cached: a switch reaches every replica within it (default 1).")] = None,
+    spa: Annotated[Optional[str], _opt("--spa", help="Serve this page (e.g. /index.html) for unknown HTML paths.")] = None,
+    no_skew_protection: Annotated[bool, typer.Option("--no-skew-protection", help="Always serve live, even to pages loaded from an older version.")] = False,
+    *,
+    inv: Invocation,
+):
+    """Serve the channel's current version over HTTP, following the pointer (an ASGI app under uvicorn)."""
+    from .serve import create_app, run
+
+    router = create_app(inv.settings.target_or_default, settings=inv.settings, channel=inv.settings.channel,
+                        pointer_ttl=pointer_ttl, spa_fallback=spa, skew_protection=False if no_skew_protection else None)
+    if not inv.json:
+        report.err.print(f"serving {router.config.channel!r} of {inv.settings.target_or_default} "
+                         f"on http://{host or router.config.host}:{port if port is not None else router.config.port}")
+    run(router, host=host, port=port)
+
+
 @command(edge_app, "cloudfront-function")
 def edge_cloudfront_function_cmd(
     deploy: Annotated[bool, typer.Option("--deploy", help="Create or update the function and publish it (needs [cloudfront] kvs_arn).")] = False,

@@ -175,3 +175,36 @@ def test_edge_cloudfront_function_prints_code_for_the_target(monkeypatch):
     data = run_json("edge", "cloudfront-function", "--target", "s3://bucket/site", "--channel", "pr-7")
     assert data["kvs_key"] == "atomicsite:pr-7" and data["root_prefix"] == "site"
     assert run_json("edge", "cloudfront-function", "--target", "s3://b/site", "--deploy", code=2)["error"] == "config"
+
+
+def test_serve_command_serves_the_live_version(tmp_path):
+    """`atomicsite serve` as a user runs it: a subprocess on a free port, then a real request."""
+    import socket
+    import time
+    import urllib.request
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATOMICSITE_")}
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "atomicsite", "publish", str(FIXTURES / "spa"), "--target", str(target)],
+                   check=True, capture_output=True, env=env, timeout=60)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "atomicsite", "serve", "--target", str(target), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
+                    body, version = resp.read(), resp.headers["x-atomicsite-version"]
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        assert body == (FIXTURES / "spa" / "index.html").read_bytes()
+        assert os.readlink(target / "current") == f"v/{version}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
