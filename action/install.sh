@@ -35,7 +35,7 @@ else
   "$python" -m venv --clear "$venv"
   venv_python="$venv/bin/python"
   [ -d "$venv/Scripts" ] && venv_python="$venv/Scripts/python.exe"
-  "$venv_python" -m pip install --disable-pip-version-check --progress-bar off "${action_path}[s3,gcs]"
+  "$venv_python" -m pip install --disable-pip-version-check --progress-bar off "${action_path}[s3,gcs,cloudfront]"
   "$venv_python" -m atomicsite --help >/dev/null
   printf '%s' "$action_path" > "$venv/.installed-from"
   echo "::endgroup::"

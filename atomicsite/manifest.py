@@ -99,7 +99,7 @@ class Manifest:
         def corrupt(why: str) -> IntegrityError:
             return IntegrityError(
                 f"corrupt manifest {where}: {why}",
-                hint="Do not point a channel at this version; re-publish its build dir to rewrite it, or prune it.",
+                hint="Publish its build dir again to rewrite it, or prune it; no channel can be pointed at it until then.",
             )
 
         try:

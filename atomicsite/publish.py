@@ -14,12 +14,12 @@ from pathlib import Path
 
 from .channels import read_pointer
 from .config import Settings
-from .errors import AlreadyExists, IntegrityError
+from .errors import IntegrityError, PreconditionFailed
 from .layout import check_channel, manifest_key, version_prefix
 from .manifest import Manifest
 from .plan import SKIP, SWITCH, FileAction, Plan, make_plan
 from .scan import scan
-from .stores.base import ObjectInfo, Store, WriteMode
+from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
 from .switch import SwitchOutcome, switch_channel
 from .targets import detect_source, find_manifest, list_manifest_infos, opened
 from .transfer import run_transfers
@@ -132,13 +132,24 @@ def _verify(store: Store, plan: Plan, stored: dict[str, ObjectInfo], proven: dic
         )
 
 
-def _commit(store: Store, manifest: Manifest) -> None:
+def _commit(store: Store, manifest: Manifest, corrupt_token: str | None) -> None:
+    """Write the manifest create-only (or over a corrupt one, by compare-and-swap)."""
     key = manifest_key(manifest.version)
+    mode = IfMatch(corrupt_token) if corrupt_token else WriteMode.CREATE
     try:
-        store.put(key, manifest.to_json(), content_type="application/json", cache_control="no-store",
-                  mode=WriteMode.CREATE)
-    except AlreadyExists:
+        store.put(key, manifest.to_json(), content_type="application/json", cache_control="no-store", mode=mode)
+    except PreconditionFailed:
         pass  # another publisher committed the same version first: same id means same files
+
+
+def _committed_manifest(store: Store, version: str) -> tuple[Manifest | None, str | None]:
+    """The stored manifest of ``version`` if committed; else None, with the token of a corrupt one to replace."""
+    try:
+        return find_manifest(store, version), None
+    except IntegrityError:
+        # Publishing the same build again is how a corrupt manifest gets rewritten: every object is
+        # re-proven below, then the manifest is replaced by compare-and-swap.
+        return None, store.head(manifest_key(version)).token
 
 
 def publish(
@@ -171,7 +182,7 @@ def publish(
 
         events.on_stage("plan")
         pointer = read_pointer(store, channel)
-        committed = find_manifest(store, manifest.version)
+        committed, corrupt_token = _committed_manifest(store, manifest.version)
         stored: dict[str, ObjectInfo] = {}
         proven: dict[str, bool] = {}
         known: list[Manifest] = []
@@ -196,7 +207,7 @@ def publish(
             events.on_stage("verify")
             _verify(store, plan, stored, proven, receipts)
             events.on_stage("commit")
-            _commit(store, manifest)
+            _commit(store, manifest, corrupt_token)
 
         if plan.switch == SWITCH:
             events.on_stage("switch")

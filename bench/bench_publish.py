@@ -90,6 +90,7 @@ def timed_subprocess(cmd: list[str], env: dict) -> tuple[float, float, str]:
 
 
 def row(tool: str, scenario: str, wall: float, cpu: float, requests: int, sent: int, note: str = "") -> dict:
+    print(f"  done: {tool} {scenario}: {wall:.1f}s wall, {requests} requests", file=sys.stderr, flush=True)
     return {"tool": tool, "scenario": scenario, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
             "requests": requests, "bytes_sent": sent, "note": note}
 

@@ -302,8 +302,9 @@ def test_unknown_ambiguous_and_incomplete_versions(rig, tmp_path):
     assert live(rig.store) == before
 
 
-def test_corrupt_manifest_is_never_promoted(rig, tmp_path):
+def test_corrupt_manifest_is_never_promoted_and_republishing_repairs_it(rig, tmp_path):
     build = site(tmp_path)
+    (tmp_path / "blog_orig_index").write_text((build / "index.html").read_text())
     v1 = publish(build, rig.store).version
     (build / "index.html").write_text("v2")
     v2 = publish(build, rig.store).version
@@ -311,6 +312,11 @@ def test_corrupt_manifest_is_never_promoted(rig, tmp_path):
     with pytest.raises(IntegrityError, match="corrupt manifest"):
         atomicsite.promote(v1, rig.store, settings=SETTINGS)
     assert live(rig.store) == v2
+    (build / "index.html").write_text((tmp_path / "blog_orig_index").read_text())
+    repaired = publish(build, rig.store, promote=False)  # the same build rewrites its manifest
+    assert repaired.version == v1 and not repaired.plan.committed
+    assert repaired.plan.count("skip") == len(repaired.plan.actions)  # no object re-sent
+    assert atomicsite.promote(v1, rig.store, settings=SETTINGS).switched
 
 
 def test_corrupt_pointer_is_reported_and_repairable(rig, tmp_path):

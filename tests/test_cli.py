@@ -208,3 +208,28 @@ def test_serve_command_serves_the_live_version(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_target_that_cannot_be_written_is_access_denied(tmp_path, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("ATOMICSITE_")]:
+        monkeypatch.delenv(key)
+    if os.geteuid() == 0:
+        target = "/sys/atomicsite-cannot-write-here/site"  # sysfs refuses even root
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        target = str(locked / "site")
+    payload = run_json("publish", str(FIXTURES / "spa"), "--target", target, code=6)
+    assert payload["error"] == "access_denied" and "cannot write" in payload["message"]
+
+
+@pytest.mark.parametrize("backend", ["s3", "gcs"])
+def test_bucket_that_does_not_exist_is_not_found(request, backend, monkeypatch):
+    rig = request.getfixturevalue(f"{backend}_rig")
+    for key in [k for k in os.environ if k.startswith("ATOMICSITE_")]:
+        monkeypatch.delenv(key)
+    for key, value in rig.env.items():
+        monkeypatch.setenv(key, value)
+    scheme = rig.url.split("://")[0]
+    payload = run_json("publish", str(FIXTURES / "spa"), "--target", f"{scheme}://no-such-bucket-4242/site", code=4)
+    assert payload["error"] == "bucket_not_found" and "no-such-bucket-4242" in payload["message"]

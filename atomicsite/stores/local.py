@@ -325,20 +325,17 @@ def _remove_empty_dirs(start: Path, root: Path) -> None:
 
 @contextlib.contextmanager
 def _os_errors(store: LocalStore, path: Path):
+    """Turn the OS's refusals into one-line errors that name the path."""
     try:
         yield
-    except PermissionError:
-        raise AccessDenied(
-            f"cannot write to {path}: permission denied.",
-            hint=f"Choose a target you can write to, or fix the permissions of {store.root}.",
-        ) from None
     except OSError as exc:
-        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-            raise AccessDenied(f"cannot write to {path}: {exc.strerror}.", hint="Choose a writable target.") from None
-        if exc.errno in (errno.ENOTDIR, errno.EEXIST) and not isinstance(exc, FileExistsError):
-            raise StoreError(f"cannot write {path}: a file stands where a directory should be ({exc.strerror}).") from None
-        if isinstance(exc, FileExistsError) or isinstance(exc, (AlreadyExists,)):
-            raise
+        if isinstance(exc, PermissionError) or exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise AccessDenied(
+                f"cannot write to {path}: {exc.strerror or 'permission denied'}.",
+                hint=f"Choose a target you can write to, or fix the permissions of {store.root}.",
+            ) from None
+        if exc.errno == errno.ENOTDIR:
+            raise StoreError(f"cannot write {path}: a file stands where a directory should be.") from None
         if exc.errno == errno.ENOSPC:
             raise StoreError(f"cannot write {path}: the disk is full.") from None
         raise

@@ -355,7 +355,8 @@ class S3Store:
         def refused(**condition) -> bool:
             with self._calling("probe", key):
                 try:
-                    self.client.put_object(Bucket=self.bucket, Key=full, Body=b"probe", **condition)
+                    # empty: the probe should cost requests, not upload bytes
+                    self.client.put_object(Bucket=self.bucket, Key=full, Body=b"", **condition)
                 except ClientError as exc:
                     if _refused_condition(exc):
                         return True
