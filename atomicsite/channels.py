@@ -14,7 +14,7 @@ import socket
 from dataclasses import asdict, dataclass, field, replace
 
 from .errors import ConflictError, IntegrityError, ObjectNotFound, PreconditionFailed
-from .layout import VERSION_RE, channel_key, check_channel
+from .layout import CHANNELS, VERSION_RE, channel_key, channel_of_key, check_channel
 from .manifest import canonical_json, utcnow
 from .stores.base import IfMatch, Store, WriteMode
 
@@ -120,6 +120,18 @@ def read_pointer(store: Store, channel: str) -> PointerState:
     except ObjectNotFound:
         return PointerState(channel, None, None)
     return PointerState(channel, ChannelPointer.from_json(body.data, where=f"{store.url}/{key}"), body.info.token)
+
+
+def read_all_pointers(store: Store) -> dict[str, PointerState]:
+    """Every channel's pointer, by name (one listing, then one read per channel)."""
+    out = {}
+    for info in store.list(CHANNELS):
+        name = channel_of_key(info.key)
+        if name:
+            state = read_pointer(store, name)
+            if state.pointer:
+                out[name] = state
+    return out
 
 
 def next_pointer(

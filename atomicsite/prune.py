@@ -15,10 +15,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from .channels import read_pointer
+from .channels import read_all_pointers
 from .config import Settings
 from .errors import ConflictError, IntegrityError, UsageError
-from .layout import CHANNELS, PROBES, VERSIONS, VERSION_RE, channel_of_key, manifest_key
+from .layout import PROBES, VERSIONS, VERSION_RE, manifest_key
 from .manifest import Manifest, parse_time
 from .stores.base import Store
 from .targets import list_manifest_infos, opened
@@ -52,15 +52,12 @@ class PruneResult:
 
 def _protected(store: Store) -> dict[str, str]:
     out = {}
-    for info in store.list(CHANNELS):
-        name = channel_of_key(info.key)
-        if not name:
-            continue
-        p = read_pointer(store, name).pointer  # a corrupt pointer stops prune: we can't tell what it protects
-        if p:
-            out.setdefault(p.version, f"channel {name!r}" + (" (pinned)" if p.pinned else ""))
-            if p.previous:
-                out.setdefault(p.previous, f"previous of channel {name!r}")
+    # a corrupt pointer stops prune (IntegrityError): we could not tell what it protects
+    for name, state in read_all_pointers(store).items():
+        p = state.pointer
+        out.setdefault(p.version, f"channel {name!r}" + (" (pinned)" if p.pinned else ""))
+        if p.previous:
+            out.setdefault(p.previous, f"previous of channel {name!r}")
     return out
 
 

@@ -6,23 +6,14 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .channels import PointerState, read_pointer
+from .channels import read_all_pointers, read_pointer
 from .config import Settings
 from .errors import ChannelNotFound, IntegrityError, ObjectNotFound
-from .layout import CHANNELS, channel_of_key, check_channel, object_key, version_prefix
+from .layout import check_channel, object_key, version_prefix
 from .manifest import Manifest
 from .stores.base import Store
 from .switch import switcher_record
 from .targets import list_manifest_infos, opened, read_manifest, resolve_version
-
-
-def _all_pointers(store: Store) -> dict[str, PointerState]:
-    out = {}
-    for info in store.list(CHANNELS):
-        name = channel_of_key(info.key)
-        if name:
-            out[name] = read_pointer(store, name)
-    return out
 
 
 @dataclass
@@ -74,7 +65,7 @@ class VersionRow:
 def versions(target: str | Store | None = None, *, settings: Settings | None = None) -> list[VersionRow]:
     """Every committed version, newest first, with the channels that point at it."""
     with opened(target, settings) as (store, _):
-        pointers = _all_pointers(store)
+        pointers = read_all_pointers(store)
         rows = []
         for v, _info in list_manifest_infos(store):
             try:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from .channels import ChannelPointer, PointerState, next_pointer, read_pointer, with_pin, write_pointer
+from .channels import (ChannelPointer, PointerState, next_pointer, read_all_pointers, read_pointer, with_pin,
+                       write_pointer)
 from .config import Settings
 from .errors import (AtomicsiteError, ChannelNotFound, ConflictError, HealthCheckFailed, IntegrityError,
                      ObjectNotFound, StoreError, UsageError)
-from .layout import CHANNELS, DEFAULT_CHANNEL, channel_key, channel_of_key, check_channel
+from .layout import DEFAULT_CHANNEL, channel_key, check_channel
 from .manifest import Manifest, canonical_json, utcnow
 from .stores.base import Store
 from .switchers import SwitchContext, SwitchReport
@@ -217,15 +218,9 @@ def rollback(target: str | Store | None = None, *, to: str | None = None, channe
 
 
 def list_channels(target: str | Store | None = None, *, settings: Settings | None = None) -> list[ChannelPointer]:
+    """Every channel's pointer: ``[p.channel for p in list_channels("s3://b/site")]``."""
     with opened(target, settings) as (store, _):
-        out = []
-        for info in store.list(CHANNELS):
-            name = channel_of_key(info.key)
-            if name:
-                state = read_pointer(store, name)
-                if state.pointer:
-                    out.append(state.pointer)
-        return out
+        return [state.pointer for state in read_all_pointers(store).values()]
 
 
 def delete_channel(name: str, target: str | Store | None = None, *, settings: Settings | None = None) -> ChannelPointer:
