@@ -83,9 +83,10 @@ class RetryingStore:
         # Materialise so a transient failure on page N retries the listing, not half of it.
         return iter(self._call(lambda: list(self.inner.list(prefix))))
 
-    def copy(self, src: str, dst: str, *, content_type=None, cache_control=None, metadata=None) -> ObjectInfo:
+    def copy(self, src: str, dst: str, *, content_type=None, cache_control=None, metadata=None,
+             size=None) -> ObjectInfo:
         return self._call(lambda: self.inner.copy(src, dst, content_type=content_type, cache_control=cache_control,
-                                                  metadata=metadata))
+                                                  metadata=metadata, size=size))
 
     def delete_many(self, keys: Iterable[str]) -> None:
         keys = list(keys)

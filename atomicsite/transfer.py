@@ -19,7 +19,7 @@ def _run_one(store: Store, action: FileAction, source: Path) -> ObjectInfo:
     e = action.entry
     headers = {"content_type": e.content_type, "cache_control": e.cache_control, "metadata": {SHA256_META: e.sha256}}
     if action.kind == COPY:
-        return store.copy(action.source_key, action.key, **headers)
+        return store.copy(action.source_key, action.key, size=e.size, **headers)
     return store.put(action.key, source, **headers)
 
 

@@ -145,7 +145,9 @@ def test_copy_sets_destination_headers_as_a_plain_client_sees_them(gcs_rig, fake
     sha = hashlib.sha256(b"console.log(1)").hexdigest()
     info = store.copy("v/old/app.js", "v/new/app.js", content_type="text/javascript; charset=utf-8",
                       cache_control="public, max-age=31536000, immutable", metadata={"sha256": sha})
-    assert info.sha256 == sha and info.content_type == "text/javascript; charset=utf-8"
+    # a receipt carries the server's MD5 and metadata, not a sha256 it would only echo back
+    assert info.sha256 is None and info.metadata.get("sha256") == sha
+    assert info.content_type == "text/javascript; charset=utf-8"
 
     bucket = fake_gcs.client().bucket(gcs_rig.url.split("/")[2])
     copied = bucket.get_blob("site/v/new/app.js")
@@ -367,7 +369,8 @@ def test_resumable_upload_keeps_bytes_and_headers(gcs_rig, fake_gcs, tmp_path):
     stats = store.http_stats()
     assert stats["requests"] == 4  # start the session, then three 256 KiB chunks
     assert stats["bytes_sent"] >= len(data)
-    assert (info.size, info.sha256, info.md5) == (len(data), sha, hashlib.md5(data).hexdigest())
+    assert (info.size, info.sha256, info.md5) == (len(data), None, hashlib.md5(data).hexdigest())
+    assert info.metadata.get("sha256") == sha
 
     blob = fake_gcs.client().bucket(gcs_rig.url.split("/")[2]).get_blob("site/v/big/big.bin")
     assert (blob.content_type, blob.cache_control, blob.metadata) == ("application/wasm", "immutable", {"sha256": sha})

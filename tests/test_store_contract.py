@@ -159,3 +159,27 @@ def test_put_from_path_type(any_rig, tmp_path):
     p.write_text("hi")
     any_rig.store.put("a/x.txt", p)
     assert any_rig.store.get("a/x.txt").data == b"hi"
+
+
+def test_copy_with_a_known_size_proves_the_bytes(any_rig):
+    """Publish passes the size it knows; the receipt must still prove the copied bytes."""
+    store = any_rig.store
+    data = b"body { color: red }"
+    sha, md5 = hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest()
+    store.put("v/old/site.css", data, metadata={"sha256": sha})
+    receipt = store.copy("v/old/site.css", "v/new/site.css", content_type="text/css", cache_control="no-cache",
+                         metadata={"sha256": sha}, size=len(data))
+    assert receipt.size == len(data)
+    assert receipt.proves(size=len(data), sha256=sha, md5=md5) in (True, None)
+    assert store.head("v/new/site.css").proves(size=len(data), sha256=sha, md5=md5) is True
+    assert store.get("v/new/site.css").data == data
+    with pytest.raises(ObjectNotFound):
+        store.copy("v/old/missing.css", "v/new/missing.css", size=3)
+
+
+def test_write_receipts_do_not_echo_the_sha256_they_were_given(any_rig):
+    """A receipt that repeats our own metadata would make verification prove nothing."""
+    store = any_rig.store
+    receipt = store.put("v/x/a.txt", b"actual bytes", metadata={"sha256": "0" * 64})
+    assert receipt.proves(size=len(b"actual bytes"), sha256="0" * 64,
+                          md5=hashlib.md5(b"something else").hexdigest()) is not True

@@ -62,15 +62,19 @@ class ObjectInfo:
     metadata: dict[str, str] = field(default_factory=dict)
 
     def proves(self, *, size: int, sha256: str, md5: str | None) -> bool | None:
-        """True/False when this info proves (or disproves) the content; None when it cannot tell."""
+        """True/False when this info proves (or disproves) the content; None when it cannot tell.
+
+        The server's MD5 of the bytes is the strongest word and is checked first. An MD5 that differs
+        proves nothing (an S3 ETag is not an MD5 under SSE-KMS, and listings cannot say so); then the
+        sha256, which is the user metadata written with the object (or, locally, computed from it).
+        Write receipts carry no sha256: echoing back what we sent would prove nothing.
+        """
         if self.size != size:
             return False
-        if self.sha256:
-            return self.sha256 == sha256
         if self.md5 and md5 and self.md5 == md5:
             return True
-        # An MD5 that differs proves nothing: an S3 ETag is not an MD5 under SSE-KMS, and listings
-        # cannot say so. The caller asks head() for the sha256 metadata instead.
+        if self.sha256:
+            return self.sha256 == sha256
         return None
 
 
@@ -123,8 +127,13 @@ class Store(Protocol):
         content_type: str | None = None,
         cache_control: str | None = None,
         metadata: dict[str, str] | None = None,
+        size: int | None = None,
     ) -> ObjectInfo:
-        """Server-side copy with the destination's headers set explicitly (never inherited)."""
+        """Server-side copy with the destination's headers set explicitly (never inherited).
+
+        ``size`` is the source's size when the caller knows it (publish does, from the manifest): a
+        store whose copy answer lacks the size may report it instead of asking the server first.
+        """
         ...
 
     def delete_many(self, keys: Iterable[str]) -> None:

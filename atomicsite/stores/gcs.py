@@ -13,6 +13,8 @@ Application Default Credentials, or anonymous when ``STORAGE_EMULATOR_HOST`` poi
 
 from __future__ import annotations
 
+import dataclasses
+
 import base64
 import contextlib
 import os
@@ -177,6 +179,10 @@ class GCSStore:
     def _key(self, name: str) -> str:
         return name[len(self.root) + 1:] if self.root else name
 
+    def _receipt(self, key: str, blob) -> ObjectInfo:
+        """What a write returns: the server's size and MD5 of the bytes, not our own sha256 echoed back."""
+        return dataclasses.replace(self._info(key, blob), sha256=None)
+
     def _info(self, key: str, blob) -> ObjectInfo:
         meta = dict(blob.metadata or {})
         return ObjectInfo(
@@ -300,7 +306,7 @@ class GCSStore:
                         blob.upload_from_file(fh, size=size, **call)
             else:
                 blob.upload_from_string(bytes(source), **call)
-        return self._info(key, blob)
+        return self._receipt(key, blob)
 
     def _reload(self, key: str):
         blob = self._bucket.blob(self._name(key))
@@ -361,6 +367,7 @@ class GCSStore:
         content_type: str | None = None,
         cache_control: str | None = None,
         metadata: dict[str, str] | None = None,
+        size: int | None = None,  # unused: the rewrite answer has the size
     ) -> ObjectInfo:
         # rewrite, not bucket.copy_blob: fake-gcs-server's copy drops Content-Type, Cache-Control and
         # metadata, while rewrite with the destination's fields set honours them there and on GCS.
@@ -379,7 +386,7 @@ class GCSStore:
                 token, _, _ = target.rewrite(source, token=token, retry=None)
                 if token is None:
                     break
-        return self._info(dst, target)
+        return self._receipt(dst, target)
 
     def delete_many(self, keys: Iterable[str]) -> None:
         # One DELETE per key on a bounded pool: GCS's JSON batch endpoint would save round trips, but

@@ -241,6 +241,7 @@ class LocalStore:
         content_type: str | None = None,
         cache_control: str | None = None,
         metadata: dict[str, str] | None = None,
+        size: int | None = None,
     ) -> ObjectInfo:
         src_path, dst_path = self._path(src), self._path(dst)
         if not src_path.is_file():

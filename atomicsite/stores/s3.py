@@ -183,7 +183,7 @@ class S3Store:
             key=key,
             size=size,
             token=resp["ETag"],
-            sha256=meta.get(SHA256_META),
+            sha256=None,  # a receipt proves bytes by the server's MD5 (ETag), not by echoing our metadata
             md5=_md5_from_etag(resp["ETag"], resp),
             content_type=content_type,
             cache_control=cache_control,
@@ -250,11 +250,19 @@ class S3Store:
         content_type: str | None = None,
         cache_control: str | None = None,
         metadata: dict[str, str] | None = None,
+        size: int | None = None,
     ) -> ObjectInfo:
-        source = self.head(src)  # ObjectNotFound, the size the copy method depends on, and its ETag
         copy_source = {"Bucket": self.bucket, "Key": self._full(src)}
         # REPLACE with every header passed: S3 would otherwise keep the source's, moto resets them.
         headers = {**_headers(content_type, cache_control, metadata), "MetadataDirective": "REPLACE"}
+        if size is not None and size < self.copy_threshold:
+            # The caller knows the size: one CopyObject, no HEAD first. The receipt's ETag is the
+            # server's MD5 of the copied bytes, which verify checks against the manifest.
+            with self._calling("copy", src):
+                resp = self.client.copy_object(CopySource=copy_source, Bucket=self.bucket, Key=self._full(dst),
+                                               **headers)
+            return self._copy_receipt(dst, resp, size, content_type, cache_control, metadata)
+        source = self.head(src)  # ObjectNotFound, the size the copy method depends on, and its ETag
         with self._calling("copy", dst):
             # If-Match on the source: the size we report is the size that was copied.
             headers["CopySourceIfMatch"] = source.token
@@ -262,15 +270,18 @@ class S3Store:
                 self.client.copy(copy_source, self.bucket, self._full(dst), ExtraArgs=headers, Config=self._copy_config)
                 return self.head(dst)
             resp = self.client.copy_object(CopySource=copy_source, Bucket=self.bucket, Key=self._full(dst), **headers)
+        return self._copy_receipt(dst, resp, source.size, content_type, cache_control, metadata)
+
+    def _copy_receipt(self, dst: str, resp: dict, size: int, content_type, cache_control, metadata) -> ObjectInfo:
         etag = resp.get("CopyObjectResult", {}).get("ETag")
         if not etag:
             return self.head(dst)
         meta = {k.lower(): v for k, v in (metadata or {}).items()}
         return ObjectInfo(
             key=dst,
-            size=source.size,
+            size=size,
             token=etag,
-            sha256=meta.get(SHA256_META),
+            sha256=None,  # as for put: the copy's ETag is the server's word on the bytes
             md5=_md5_from_etag(etag, resp),
             modified=resp.get("CopyObjectResult", {}).get("LastModified"),
             content_type=content_type,
