@@ -17,7 +17,7 @@ import typer
 import atomicsite
 
 from . import report
-from .config import Settings, load_settings, parse_duration
+from .config import Settings, load_settings, parse_duration, with_cloudfront_flags
 from .errors import AtomicsiteError
 
 app = typer.Typer(
@@ -52,6 +52,7 @@ _COMMON = {
     "project": (Optional[str], _opt("--project", help="Google Cloud project (GCS).")),
     "concurrency": (Optional[int], _opt("--concurrency", help="Parallel transfers (default 32).", min=1)),
     "allow_unsafe_cas": (Optional[bool], _opt("--allow-unsafe-cas", help="Switch even on a store that ignores conditional writes (lost updates possible).")),
+    "cloudfront": (Optional[list[str]], _opt("--cloudfront", help="KEY=VALUE over the [cloudfront] config table, e.g. distribution_id=E2Q…, wait=true. Repeatable.")),
 }
 
 
@@ -61,13 +62,15 @@ class Invocation:
     def __init__(self, common: dict):
         self.json = bool(common.pop("json_output"))
         self.config = common.pop("config")
+        self.cloudfront = common.pop("cloudfront") or []
         self.flags = common
         self._settings: Settings | None = None
 
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(config_file=self.config).with_overrides(**self.flags)
+            settings = load_settings(config_file=self.config).with_overrides(**self.flags)
+            self._settings = with_cloudfront_flags(settings, self.cloudfront) if self.cloudfront else settings
         return self._settings
 
     def with_settings(self, **overrides) -> Settings:

@@ -63,6 +63,30 @@ class Settings:
         return _validated(out, "flag")
 
 
+def with_cloudfront_flags(settings: Settings, pairs: list[str]) -> Settings:
+    """Apply ``--cloudfront KEY=VALUE`` flags over the ``[cloudfront]`` table; values are read as TOML
+    scalars when they parse (``wait=true``, ``max_invalidation_paths=500``), else as strings."""
+    from dataclasses import fields
+
+    from .cdn.cloudfront import CloudFrontSettings
+
+    current = settings.cloudfront
+    table = {f.name: getattr(current, f.name) for f in fields(current)
+             if getattr(current, f.name) is not None} if current else {}
+    if current and not any(p.partition("=")[0].strip() == "mode" for p in pairs):
+        table.pop("mode")  # let the flags' origin_id / kvs_arn choose it again
+    for pair in pairs:
+        key, eq, raw = pair.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"--cloudfront {pair!r}: expected KEY=VALUE", hint="e.g. --cloudfront distribution_id=E2QWRUHAPOMQZL")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        table[key.strip()] = value
+    return replace(settings, cloudfront=CloudFrontSettings.from_mapping(table))
+
+
 _TOP_KEYS = {
     "target", "channel", "endpoint_url", "region", "profile", "addressing_style", "checksums", "project",
     "allow_unsafe_cas", "concurrency", "retries", "reuse_from", "ignore", "headers", "prune", "cloudfront",

@@ -61,6 +61,13 @@ def test_publish_and_rollback_move_the_origin_path_and_invalidate(s3_rig, tmp_pa
     assert back["version"] == first["version"] and origin_path()["site"] == f"/site/v/{first['version']}"
     assert cli("status")["switchers"]["version"] == first["version"]
 
+    # flags override the table: with invalidation off, only the origin switcher runs
+    again = cli("promote", second["version"], "--cloudfront", "invalidate=false")
+    assert [r["switcher"] for r in again["after"]] == ["cloudfront-origin"]
+    assert origin_path()["site"] == f"/site/v/{second['version']}"
+    bad = cli("status", "--cloudfront", "wait=maybe", code=2)
+    assert bad["error"] == "config" and "cloudfront.wait" in bad["message"]
+
 
 def test_a_bad_cloudfront_table_stops_before_anything_is_uploaded(s3_rig, tmp_path, monkeypatch):
     for key in [k for k in os.environ if k.startswith("ATOMICSITE_")]:
@@ -72,3 +79,8 @@ def test_a_bad_cloudfront_table_stops_before_anything_is_uploaded(s3_rig, tmp_pa
     err = cli("publish", str(site(tmp_path)), code=2)
     assert err["error"] == "config" and "cloudfront" in err["message"]
     assert list(s3_rig.store.list("")) == []
+    # flags alone can configure the switchers (validated just the same)
+    (tmp_path / "atomicsite.toml").write_text(f'target = "{s3_rig.url}"\n')
+    flags = ["--cloudfront", "distribution_id=E1", "--cloudfront", "origin_id=site"]
+    assert cli("publish", str(site(tmp_path, dest="b2")), "--dry-run", *flags)["dry_run"]
+    assert cli("status", "--cloudfront", "origin_id=site", code=2)["error"] == "config"
