@@ -6,7 +6,7 @@ Retries happen below, in :class:`atomicsite.retry.RetryingStore`; this module on
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from .plan import COPY, SKIP, FileAction, Plan
@@ -34,14 +34,11 @@ def run_transfers(
     pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo))), thread_name_prefix="atomicsite-transfer")
     try:
         futures = {pool.submit(_run_one, store, a, sources[a.entry.path]): a for a in todo}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for fut in done:
-                action = futures[fut]
-                receipts[action.entry.path] = fut.result()  # re-raises the first failure
-                if on_done:
-                    on_done(action)
+        for fut in as_completed(futures):  # in completion order, so progress moves as work lands
+            action = futures[fut]
+            receipts[action.entry.path] = fut.result()  # re-raises the first failure
+            if on_done:
+                on_done(action)
     finally:
         # On failure, drop what has not started; what is running finishes (a partial upload is harmless).
         pool.shutdown(wait=True, cancel_futures=True)

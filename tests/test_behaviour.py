@@ -347,3 +347,21 @@ def test_pointer_moved_during_publish_is_a_conflict_not_a_rollback(rig, tmp_path
     with pytest.raises(ConflictError, match="changed by someone else"):
         publish(a, OpsStore(rig.store, before=other_publisher_wins))
     assert live(rig.store) == sneaked["v"] != v0
+
+
+def test_progress_events_arrive_while_transfers_are_still_running(local_rig, tmp_path):
+    """The progress bar moves as files land, not all at once at the end."""
+    import threading
+
+    build = site(tmp_path)
+    seen_progress = threading.Event()
+    held = {"waited": None}
+
+    def hold_one_upload(op, args):
+        if op == "put" and str(args[0]).endswith("index.html") and held["waited"] is None:
+            held["waited"] = seen_progress.wait(timeout=5)  # other uploads must report meanwhile
+
+    events = atomicsite.PublishEvents(on_file=lambda action: seen_progress.set())
+    atomicsite.publish(build, OpsStore(local_rig.store, before=hold_one_upload), settings=SETTINGS, source={},
+                       events=events)
+    assert held["waited"] is True
