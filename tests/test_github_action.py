@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from atomicsite.report import human_bytes
 import yaml
 from typer.main import get_command
 
@@ -186,7 +188,8 @@ def test_publish_on_push_sets_outputs_summary_and_records_the_source(gh, tmp_pat
     assert st.manifest["message"] == "Fix the footer | again"
     assert st.pointer["by"] == "octocat (GitHub Actions)"
     assert f"`{first.outputs['version']}` is live on channel `live`" in first.summary
-    assert "| uploaded | 10 files, 1.7 KB |" in first.summary
+    assert f"| uploaded | 10 files, {human_bytes(st.manifest['bytes'])} |" in first.summary
+    assert "| uploaded | 10 files, 1.8 kB |" in first.summary  # 1,786 bytes, decimal units as rich shows
     assert "| previous version | — |" in first.summary
     assert f"[run](https://github.com/acme/site/actions/runs/{RUN_ID})" in first.summary
     assert "Running: atomicsite publish" in first.log
