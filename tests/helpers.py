@@ -13,6 +13,22 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SETTINGS = Settings(concurrency=8)
 
 
+def publish(path, store, **kw):
+    """``atomicsite.publish`` with test settings and no git provenance."""
+    import atomicsite
+
+    return atomicsite.publish(path, store, settings=SETTINGS, source={}, **kw)
+
+
+def publish_versions(build: Path, store, count: int) -> list[str]:
+    """Publish ``count`` versions of ``build``, each with a different index.html; their ids, oldest first."""
+    versions = []
+    for i in range(count):
+        (build / "index.html").write_text(f"version {i}")
+        versions.append(publish(build, store).version)
+    return versions
+
+
 def site(tmp_path: Path, name: str = "blog", dest: str | None = None) -> Path:
     """A private copy of a fixture site that the test may change."""
     out = tmp_path / (dest or name)

@@ -2,6 +2,7 @@
 
 import json
 import os
+from dataclasses import replace
 
 import pytest
 
@@ -13,11 +14,7 @@ from atomicsite.headers import IMMUTABLE, REVALIDATE
 from atomicsite.layout import channel_key, manifest_key, object_key
 from atomicsite.stores.base import SHA256_META
 
-from .helpers import SETTINGS, OpsStore, site
-
-
-def publish(path, store, **kw):
-    return atomicsite.publish(path, store, settings=SETTINGS, source={}, **kw)
+from .helpers import SETTINGS, OpsStore, publish, publish_versions, site
 
 
 def live(store, channel="live"):
@@ -196,10 +193,7 @@ def test_verify_finds_missing_and_changed_objects(rig, tmp_path):
 
 def test_prune_keeps_newest_and_channel_versions_and_deletes_manifest_first(rig, tmp_path):
     build = site(tmp_path)
-    versions = []
-    for i in range(5):
-        (build / "index.html").write_text(f"version {i}")
-        versions.append(publish(build, rig.store).version)
+    versions = publish_versions(build, rig.store, 5)
     atomicsite.pin(versions[0], rig.store, settings=SETTINGS, channel="staging")
     counted = OpsStore(rig.store)
     dry = atomicsite.prune(counted, keep=1, grace=0, dry_run=True, settings=SETTINGS)
@@ -219,10 +213,8 @@ def test_prune_keeps_newest_and_channel_versions_and_deletes_manifest_first(rig,
 
 def test_prune_safety_limit_deletes_nothing_without_force(rig, tmp_path):
     build = site(tmp_path)
-    for i in range(4):
-        (build / "index.html").write_text(f"v{i}")
-        publish(build, rig.store)
-    tight = SETTINGS.__class__(concurrency=8, prune=SETTINGS.prune.__class__(max_delete=1))
+    publish_versions(build, rig.store, 4)
+    tight = replace(SETTINGS, prune=replace(SETTINGS.prune, max_delete=1))
     before = sorted(i.key for i in rig.store.list(""))
     with pytest.raises(UsageError, match="safety limit"):
         atomicsite.prune(rig.store, keep=1, grace=0, settings=tight)

@@ -10,11 +10,7 @@ from atomicsite.channels import read_pointer
 from atomicsite.errors import StoreError
 from atomicsite.layout import manifest_key
 
-from .helpers import SETTINGS, Crash, OpsStore, site
-
-
-def publish(path, store, **kw):
-    return atomicsite.publish(path, store, settings=SETTINGS, source={}, **kw)
+from .helpers import SETTINGS, Crash, OpsStore, publish, publish_versions, site
 
 
 def live_state(rig):
@@ -84,10 +80,7 @@ def test_rerun_after_a_crash_mid_transfer_does_not_reupload(rig, tmp_path):
 
 def test_prune_failing_at_every_operation(rig, tmp_path):
     build = site(tmp_path)
-    versions = []
-    for i in range(4):
-        (build / "index.html").write_text(f"version {i}")
-        versions.append(publish(build, rig.store).version)
+    versions = publish_versions(build, rig.store, 4)
     before = live_state(rig)
     n = 1
     while True:
