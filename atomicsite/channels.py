@@ -159,13 +159,21 @@ def write_pointer(store: Store, state: PointerState, pointer: ChannelPointer) ->
     """Compare-and-swap ``pointer`` over ``state``; ConflictError if the channel moved since it was read."""
     key = channel_key(state.channel)
     mode = WriteMode.CREATE if state.token is None else IfMatch(state.token)
+    data = pointer.to_json()
     try:
-        info = store.put(key, pointer.to_json(), content_type="application/json",
-                         cache_control="no-store", mode=mode)
+        info = store.put(key, data, content_type="application/json", cache_control="no-store", mode=mode)
     except PreconditionFailed:
         try:
-            now = read_pointer(store, state.channel).version
+            body = store.get(key)
         except Exception:  # the conflict is the news; what it moved to is a courtesy
+            body = None
+        if body is not None and body.data == data:
+            # Our own write landed but its answer was lost, and the retry found it there: that is
+            # success, not a conflict (the pointer carries a millisecond timestamp and the actor).
+            return PointerState(state.channel, pointer, body.info.token)
+        try:
+            now = ChannelPointer.from_json(body.data, where=key).version if body else None
+        except IntegrityError:
             now = None
         moved = f" (it now serves {now})" if now else ""
         raise ConflictError(

@@ -145,3 +145,25 @@ def test_publish_crash_at_each_named_step(rig, tmp_path, step):
     result = publish(build, rig.store)
     assert result.switched and live_state(rig)[0] == result.version
     assert atomicsite.verify(None, rig.store, settings=SETTINGS).ok
+
+
+def test_a_pointer_write_whose_answer_was_lost_is_not_a_conflict(rig, tmp_path):
+    """The switch lands, the connection drops before the answer: the retry must not call it a conflict."""
+    from atomicsite.errors import TransientStoreError
+
+    build = site(tmp_path)
+    publish(build, rig.store)
+    (build / "index.html").write_text("next")
+    lost = {"done": False}
+
+    class AnswerLost(OpsStore):
+        def put(self, key, *args, **kwargs):
+            info = self.inner.put(key, *args, **kwargs)
+            if key.startswith("_atomicsite/channels/") and not lost["done"]:
+                lost["done"] = True
+                raise TransientStoreError("connection reset after the write landed")
+            return info
+
+    result = publish(build, AnswerLost(rig.store))
+    assert lost["done"] and result.switched
+    assert read_pointer(rig.store, "live").version == result.version
