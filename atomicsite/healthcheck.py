@@ -8,6 +8,7 @@ retried with backoff; a URL that maps to no file of the version fails at once (a
 from __future__ import annotations
 
 import hashlib
+import http.client
 import time
 import urllib.error
 import urllib.request
@@ -52,7 +53,7 @@ def check_urls(urls, manifest: Manifest, *, timeout: float = 120.0, attempt_time
                 if status == 200 and sha == entry.sha256:
                     break
                 last = f"HTTP {status}" if status != 200 else "the body is not this version's"
-            except (OSError, urllib.error.URLError) as exc:
+            except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError is an OSError
                 last = f"cannot fetch it ({getattr(exc, 'reason', exc)})"
             if time.monotonic() + wait > deadline:
                 return f"{url} did not serve version {manifest.version} within {timeout:g}s ({last})"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .channels import read_pointer
@@ -17,12 +17,12 @@ from .config import Settings
 from .errors import IntegrityError, PreconditionFailed
 from .layout import check_channel, manifest_key, version_prefix
 from .manifest import Manifest
-from .plan import SKIP, SWITCH, FileAction, Plan, make_plan
+from .plan import COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_plan
 from .scan import scan
 from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
 from .switch import SwitchOutcome, switch_channel
 from .targets import detect_source, find_manifest, list_manifest_infos, opened
-from .transfer import run_transfers
+from .transfer import run_one, run_transfers
 
 
 @dataclass
@@ -108,22 +108,35 @@ def _known_manifests(store: Store, plan_pointer, version: str, limit: int) -> li
     return known
 
 
-def _verify(store: Store, plan: Plan, stored: dict[str, ObjectInfo], proven: dict[str, bool],
-            receipts: dict[str, ObjectInfo]) -> None:
-    """Every file must be proven present with its bytes: by the resume listing or the write's receipt."""
+def _unproven(store: Store, actions, proven: dict[str, bool], receipts: dict[str, ObjectInfo]) -> list[FileAction]:
+    """The actions whose object is not proven to hold the file's bytes (by resume listing or receipt)."""
     bad = []
-    for action in plan.actions:
+    for action in actions:
         e = action.entry
         if action.kind == SKIP:
             if not proven.get(e.path):
-                bad.append(e.path)
+                bad.append(action)
             continue
         info = receipts.get(e.path)
         verdict = info.proves(size=e.size, sha256=e.sha256, md5=e.md5) if info else False
         if verdict is None:
             verdict = store.head(action.key).proves(size=e.size, sha256=e.sha256, md5=e.md5)
         if not verdict:
-            bad.append(e.path)
+            bad.append(action)
+    return bad
+
+
+def _verify(store: Store, plan: Plan, proven: dict[str, bool], receipts: dict[str, ObjectInfo],
+            sources: dict[str, Path]) -> None:
+    """Every file must be proven present with its bytes. A copy from an older version that did not
+    match (that object was damaged) is uploaded from the build dir instead, once."""
+    bad = _unproven(store, plan.actions, proven, receipts)
+    redo = [replace(a, kind=UPLOAD, reason="copy source did not match; uploaded") for a in bad if a.kind == COPY]
+    if redo:
+        for action in redo:
+            receipts[action.entry.path] = run_one(store, action, sources[action.entry.path])
+        bad = [a for a in bad if a.kind != COPY] + _unproven(store, redo, proven, receipts)
+    bad = [a.entry.path for a in bad]
     if bad:
         raise IntegrityError(
             f"{len(bad)} stored object(s) of version {plan.version} do not match the build "
@@ -205,13 +218,14 @@ def publish(
             events.on_stage("transfer")
             receipts = run_transfers(store, plan, sources, workers=settings.concurrency, on_done=events.on_file)
             events.on_stage("verify")
-            _verify(store, plan, stored, proven, receipts)
+            _verify(store, plan, proven, receipts, sources)
             events.on_stage("commit")
             _commit(store, manifest, corrupt_token)
 
         if plan.switch == SWITCH:
             events.on_stage("switch")
-            result.outcome = switch_channel(store, settings, pointer, manifest, action="publish", message=message)
+            result.outcome = switch_channel(store, settings, pointer, manifest, action="publish", message=message,
+                                            just_committed=not plan.committed)
         result.seconds = time.monotonic() - started
         result.retries = getattr(store, "retries", 0)
         return result

@@ -7,6 +7,7 @@ switchers (CloudFront) and, when asked, a health check of URLs that switches bac
 from __future__ import annotations
 
 import json
+from urllib.parse import urlparse
 from dataclasses import asdict, dataclass, field
 
 from .channels import (ChannelPointer, PointerState, next_pointer, read_all_pointers, read_pointer, with_pin,
@@ -14,7 +15,7 @@ from .channels import (ChannelPointer, PointerState, next_pointer, read_all_poin
 from .config import Settings
 from .errors import (AtomicsiteError, ChannelNotFound, ConflictError, HealthCheckFailed, IntegrityError,
                      ObjectNotFound, StoreError, UsageError)
-from .layout import DEFAULT_CHANNEL, channel_key, check_channel
+from .layout import DEFAULT_CHANNEL, channel_key, check_channel, manifest_key
 from .manifest import Manifest, canonical_json, utcnow
 from .stores.base import Store
 from .switchers import SwitchContext, SwitchReport
@@ -93,18 +94,28 @@ def _quiet_manifest(store: Store, version: str | None) -> Manifest | None:
 
 def switch_channel(store: Store, settings: Settings, state: PointerState, manifest: Manifest, *, action: str,
                    message: str | None = None, pinned: bool | None = None,
-                   verify_urls: tuple[str, ...] | None = None) -> SwitchOutcome:
-    """CAS the pointer to ``manifest.version``, run switchers, health-check and switch back on failure."""
+                   verify_urls: tuple[str, ...] | None = None, just_committed: bool = False) -> SwitchOutcome:
+    """CAS the pointer to ``manifest.version``, run switchers, health-check and switch back on failure.
+
+    ``just_committed``: this command wrote the manifest moments ago, so it is the newest version and
+    no prune can have chosen it; the re-check that guards promote against a racing prune is skipped.
+    """
     urls = settings.verify_urls if verify_urls is None else verify_urls
     if urls:
         from .healthcheck import check_urls, entry_for_url
 
-        unmapped = [u for u in urls if entry_for_url(u, manifest) is None]
-        if unmapped:  # a mistake in the URL, not a CDN problem: say so before switching anything
-            raise UsageError(f"verify URL {unmapped[0]} maps to no file of version {manifest.version}; nothing was switched.",
-                             hint="Use URLs of pages the site has (/, /about/, /index.html).")
+        for url in urls:  # a mistake in the URL, not a CDN problem: say so before switching anything
+            parsed = urlparse(url)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise UsageError(f"verify URL {url!r} is not an absolute http(s) URL; nothing was switched.",
+                                 hint="Give the full URL, e.g. https://www.example.com/.")
+            if entry_for_url(url, manifest) is None:
+                raise UsageError(f"verify URL {url} maps to no file of version {manifest.version}; nothing was switched.",
+                                 hint="Use URLs of pages the site has (https://host/, https://host/about/).")
     new = next_pointer(state, manifest.version, action=action, message=message, pinned=pinned)
     after = write_pointer(store, state, new)
+    if not just_committed:
+        _still_committed(store, settings, after, state, manifest)
     reports = run_switchers(store, settings, state.channel, manifest, state.version)
     if urls:
         failure = check_urls(urls, manifest, timeout=settings.verify_timeout)
@@ -113,14 +124,43 @@ def switch_channel(store: Store, settings: Settings, state: PointerState, manife
     return SwitchOutcome(state.channel, new, state.version, True, reports=reports)
 
 
+def _still_committed(store: Store, settings: Settings, after: PointerState, before: PointerState,
+                     manifest: Manifest) -> None:
+    """After the switch, the manifest must still be there: a prune that raced us between reading it and
+    writing the pointer deletes manifests first, so its absence means the objects may be going too."""
+    try:
+        store.head(manifest_key(manifest.version))
+        return
+    except ObjectNotFound:
+        pass
+    if before.version:
+        back = next_pointer(after, before.version, action="switch-back",
+                            message=f"version {manifest.version} was pruned during the switch",
+                            pinned=before.pointer.pinned if before.pointer else False)
+        write_pointer(store, after, back)
+    raise ConflictError(
+        f"version {manifest.version} was pruned while {before.channel!r} was switched to it; "
+        + (f"switched back to {before.version}." if before.version else "publish it again."),
+        hint="Do not run prune at the same time as publish or promote; re-run the command.",
+    )
+
+
 def _switch_back(store: Store, settings: Settings, after: PointerState, before: PointerState, failure: str):
     if not before.version:
         raise HealthCheckFailed(
             f"health check failed: {failure}; there is no earlier version of {before.channel!r} to switch back to.",
             hint="Fix the site and publish again.",
         )
-    back = next_pointer(after, before.version, action="switch-back", message=f"health check failed: {failure}")
-    write_pointer(store, after, back)
+    back = next_pointer(after, before.version, action="switch-back", message=f"health check failed: {failure}",
+                        pinned=before.pointer.pinned if before.pointer else False)
+    try:
+        write_pointer(store, after, back)
+    except ConflictError:
+        raise HealthCheckFailed(
+            f"health check failed: {failure}; {after.version} went live, and switching {before.channel!r} back "
+            "failed because someone else moved it meanwhile.",
+            hint="Check 'atomicsite status' now.",
+        ) from None
     old = read_manifest(store, before.version)
     run_switchers(store, settings, before.channel, old, after.version)
     raise HealthCheckFailed(

@@ -9,18 +9,27 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from .errors import BuildDirError, ObjectNotFound
 from .plan import COPY, SKIP, FileAction, Plan
 from .stores.base import SHA256_META, ObjectInfo, Store
 
 Progress = Callable[[FileAction], None]
 
 
-def _run_one(store: Store, action: FileAction, source: Path) -> ObjectInfo:
+def run_one(store: Store, action: FileAction, source: Path) -> ObjectInfo:
+    """Copy or upload one file. A copy whose source object is gone (pruned meanwhile) becomes an upload."""
     e = action.entry
     headers = {"content_type": e.content_type, "cache_control": e.cache_control, "metadata": {SHA256_META: e.sha256}}
     if action.kind == COPY:
-        return store.copy(action.source_key, action.key, size=e.size, **headers)
-    return store.put(action.key, source, **headers)
+        try:
+            return store.copy(action.source_key, action.key, size=e.size, **headers)
+        except ObjectNotFound:
+            pass
+    try:
+        return store.put(action.key, source, **headers)
+    except OSError as exc:  # reading the build file: the build dir changed under us
+        raise BuildDirError(f"{source}: cannot read it any more ({exc.strerror or exc}).",
+                            hint="Did the build dir change during publish? Re-run when the build is done.") from None
 
 
 def run_transfers(
@@ -33,7 +42,7 @@ def run_transfers(
         return receipts
     pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo))), thread_name_prefix="atomicsite-transfer")
     try:
-        futures = {pool.submit(_run_one, store, a, sources[a.entry.path]): a for a in todo}
+        futures = {pool.submit(run_one, store, a, sources[a.entry.path]): a for a in todo}
         for fut in as_completed(futures):  # in completion order, so progress moves as work lands
             action = futures[fut]
             receipts[action.entry.path] = fut.result()  # re-raises the first failure

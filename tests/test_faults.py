@@ -167,3 +167,49 @@ def test_a_pointer_write_whose_answer_was_lost_is_not_a_conflict(rig, tmp_path):
     result = publish(build, AnswerLost(rig.store))
     assert lost["done"] and result.switched
     assert read_pointer(rig.store, "live").version == result.version
+
+
+def test_promote_racing_prune_never_leaves_live_on_a_pruned_version(local_rig, tmp_path):
+    """Prune runs between promote reading the manifest and writing the pointer: promote switches back."""
+    from atomicsite.errors import ConflictError
+
+    store = local_rig.store
+    build = site(tmp_path)
+    versions = publish_versions(build, store, 3)
+    fired = {}
+
+    def prune_now(op, args):
+        if op == "put" and str(args[0]).startswith("_atomicsite/channels/") and not fired:
+            fired["yes"] = atomicsite.prune(store, keep=1, grace=0, settings=SETTINGS)
+
+    with pytest.raises(ConflictError, match="pruned"):
+        atomicsite.promote(versions[0], OpsStore(store, before=prune_now), settings=SETTINGS)
+    assert versions[0] in fired["yes"].deleted_versions
+    assert read_pointer(store, "live").version == versions[2]
+    assert store.live_link_target() == f"v/{versions[2]}"
+    assert atomicsite.verify(None, store, settings=SETTINGS).ok
+
+
+def test_a_damaged_or_missing_copy_source_is_uploaded_instead(rig, tmp_path):
+    build = site(tmp_path)
+    v1 = publish(build, rig.store).version
+    rig.store.put(f"v/{v1}/robots.txt", b"damaged!", metadata={"sha256": "0" * 64})  # same key, wrong bytes
+    rig.store.delete_many([f"v/{v1}/about/index.html"])
+    (build / "index.html").write_text("next")
+    result = publish(build, rig.store)
+    assert result.switched
+    assert atomicsite.verify(None, rig.store, settings=SETTINGS).ok
+
+
+def test_a_build_file_that_vanishes_mid_publish_is_a_one_line_error(local_rig, tmp_path):
+    from atomicsite.errors import BuildDirError
+
+    build = site(tmp_path)
+
+    def delete_it(op, args):
+        if op == "put" and str(args[0]).startswith("v/") and (build / "robots.txt").exists():
+            (build / "robots.txt").unlink()
+
+    with pytest.raises(BuildDirError, match="robots.txt"):
+        publish(build, OpsStore(local_rig.store, before=delete_it))
+    assert read_pointer(local_rig.store, "live").version is None

@@ -76,3 +76,27 @@ def test_promote_with_verify_url_and_a_url_outside_the_site(tmp_path, web):
     with pytest.raises(UsageError, match="maps to no file"):
         atomicsite.promote(v2, store, settings=SETTINGS, verify_urls=(url + "/no/such/page",))
     assert read_pointer(store, "live").version == v1
+
+
+def test_a_relative_verify_url_is_refused_before_switching(tmp_path):
+    store = LocalStore(tmp_path / "site")
+    build = site(tmp_path)
+    v1 = atomicsite.publish(build, store, settings=SETTINGS, source={}).version
+    (build / "index.html").write_text("two")
+    with pytest.raises(UsageError, match="absolute"):
+        atomicsite.publish(build, store, settings=replace(SETTINGS, verify_urls=("/index.html",)), source={})
+    assert read_pointer(store, "live").version == v1
+
+
+def test_pin_that_fails_its_health_check_does_not_stay_pinned(tmp_path, web):
+    store = LocalStore(tmp_path / "site")
+    build = site(tmp_path)
+    v1 = atomicsite.publish(build, store, settings=SETTINGS, source={}).version
+    stale = web(tmp_path / "site" / "v" / v1)
+    (build / "index.html").write_text("two")
+    v2 = atomicsite.publish(build, store, settings=SETTINGS, source={}, promote=False).version
+    checked = replace(SETTINGS, verify_urls=(stale + "/",), verify_timeout=0.5)
+    with pytest.raises(HealthCheckFailed):
+        atomicsite.pin(v2, store, settings=checked)
+    pointer = read_pointer(store, "live").pointer
+    assert pointer.version == v1 and not pointer.pinned
