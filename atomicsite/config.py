@@ -118,16 +118,24 @@ def find_config_file(cwd: Path, explicit: str | None = None) -> tuple[Path, dict
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist", hint="Fix --config / ATOMICSITE_CONFIG.")
         data = _read_toml(path)
-        return path, (data.get("tool", {}).get("atomicsite", {}) if path.name == "pyproject.toml" else data)
+        return path, (_tool_table(data, path) or {} if path.name == "pyproject.toml" else data)
     own = cwd / "atomicsite.toml"
     if own.is_file():
         return own, _read_toml(own)
     py = cwd / "pyproject.toml"
     if py.is_file():
-        table = _read_toml(py).get("tool", {}).get("atomicsite")
+        table = _tool_table(_read_toml(py), py)
         if table is not None:
             return py, table
     return None
+
+
+def _tool_table(data: dict, path: Path) -> dict | None:
+    tool = data.get("tool", {})
+    table = tool.get("atomicsite") if isinstance(tool, dict) else None
+    if table is not None and not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.atomicsite] must be a table")
+    return table
 
 
 def _read_toml(path: Path) -> dict:
@@ -135,6 +143,8 @@ def _read_toml(path: Path) -> dict:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
 
@@ -151,6 +161,8 @@ def _bool(value, where: str) -> bool:
 
 
 def _int(value, where: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ConfigError(f"{where}: {value!r} is not a whole number")
     try:
         n = int(value)
     except (TypeError, ValueError):

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 from .channels import read_all_pointers
 from .config import Settings
-from .errors import ConflictError, IntegrityError, UsageError
+from .errors import ConflictError, IntegrityError, ObjectNotFound, UsageError
 from .layout import PROBES, VERSIONS, VERSION_RE, manifest_key
 from .manifest import Manifest, parse_time
 from .stores.base import Store
@@ -59,6 +59,14 @@ def _protected(store: Store) -> dict[str, str]:
         if p.previous:
             out.setdefault(p.previous, f"previous of channel {name!r}")
     return out
+
+
+def _committed_now(store: Store, *, v: str) -> bool:
+    try:
+        store.head(manifest_key(v))
+        return True
+    except ObjectNotFound:
+        return False
 
 
 def _objects_by_version(store: Store) -> tuple[dict[str, list[str]], dict[str, datetime]]:
@@ -153,8 +161,8 @@ def prune(target: str | Store | None = None, *, keep: int | None = None, older_t
                 f"version {raced[0]} was promoted while prune ran; its manifest was restored and prune stopped.",
                 hint="Re-run 'atomicsite prune'.",
             )
-        # 3. objects, then the stale partial uploads
-        for v in plan.delete + plan.orphans:
+        # 3. objects, then the stale partial uploads, unless a publish committed one meanwhile
+        for v in plan.delete + [o for o in plan.orphans if not _committed_now(store, v=o)]:
             keys = objects.get(v, [])
             store.delete_many(keys)
             result.deleted_objects += len(keys)

@@ -17,10 +17,10 @@ from .config import Settings
 from .errors import IntegrityError, PreconditionFailed
 from .layout import check_channel, manifest_key, version_prefix
 from .manifest import Manifest
-from .plan import COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_plan
+from .plan import ALREADY_LIVE, COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_plan
 from .scan import scan
 from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
-from .switch import SwitchOutcome, switch_channel
+from .switch import SwitchOutcome, reconcile_live_link, switch_channel
 from .targets import detect_source, find_manifest, list_manifest_infos, opened
 from .transfer import run_one, run_transfers
 
@@ -222,6 +222,8 @@ def publish(
             events.on_stage("commit")
             _commit(store, manifest, corrupt_token)
 
+        if plan.switch == ALREADY_LIVE:
+            reconcile_live_link(store, channel)
         if plan.switch == SWITCH:
             events.on_stage("switch")
             result.outcome = switch_channel(store, settings, pointer, manifest, action="publish", message=message,

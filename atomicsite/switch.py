@@ -169,6 +169,14 @@ def _switch_back(store: Store, settings: Settings, after: PointerState, before: 
     )
 
 
+def reconcile_live_link(store: Store, channel: str) -> None:
+    """Local store: a crash between the pointer write and the ``current`` swap left them apart; a
+    command that finds the channel already serving its version puts ``current`` right."""
+    sync = getattr(getattr(store, "inner", store), "sync_current", None)
+    if channel == DEFAULT_CHANNEL and sync is not None:
+        sync()
+
+
 def _state(store: Store, channel: str, repair: bool) -> PointerState:
     try:
         return read_pointer(store, channel)
@@ -204,6 +212,7 @@ def _move(version: str, target, *, channel, settings, action: str, message, pinn
                 hint=f"Run 'atomicsite unpin' first, or 'atomicsite pin {resolved}' to move the pin.",
             )
         if p and p.version == resolved:
+            reconcile_live_link(store, channel)
             if pinned is not None and p.pinned != pinned:
                 new = with_pin(p, pinned, message=message)
                 write_pointer(store, state, new)

@@ -103,7 +103,7 @@ def test_prune_failing_at_every_operation(rig, tmp_path):
     assert atomicsite.rollback(rig.store, settings=SETTINGS).version == versions[2]
 
 
-def test_a_failure_after_the_switch_leaves_the_new_version_fully_live(tmp_path, local_rig):
+def test_current_follows_every_switch(tmp_path, local_rig):
     """The local store's `current` link moves with the pointer, under its lock: check both agree."""
     build = site(tmp_path)
     v1 = publish(build, local_rig.store).version
@@ -213,3 +213,26 @@ def test_a_build_file_that_vanishes_mid_publish_is_a_one_line_error(local_rig, t
     with pytest.raises(BuildDirError, match="robots.txt"):
         publish(build, OpsStore(local_rig.store, before=delete_it))
     assert read_pointer(local_rig.store, "live").version is None
+
+
+def test_a_crash_between_pointer_and_current_is_repaired_by_the_next_command(local_rig, tmp_path, monkeypatch):
+    """Pointer written, then the process dies before `current` moves: re-running publish fixes the link."""
+    from atomicsite.stores.local import LocalStore
+
+    store = local_rig.store
+    build = site(tmp_path)
+    v1 = publish(build, store).version
+    (build / "index.html").write_text("two")
+
+    def die(self, pointer):
+        raise Crash("power cut after the pointer write")
+
+    monkeypatch.setattr(LocalStore, "_point_current", die)
+    with pytest.raises(Crash):
+        publish(build, store)
+    monkeypatch.undo()
+    v2 = read_pointer(store, "live").version
+    assert v2 != v1 and store.live_link_target() == f"v/{v1}"  # the window the crash left
+    again = publish(build, store)
+    assert again.plan.switch == "already-live"
+    assert store.live_link_target() == f"v/{v2}"

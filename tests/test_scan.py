@@ -176,3 +176,18 @@ def test_config_precedence_and_errors(tmp_path):
     assert parse_duration("30d", where="x") == 30 * 86400 and parse_duration(90, where="x") == 90
     with pytest.raises(ConfigError):
         parse_duration("soon", where="--older-than")
+
+
+def test_config_files_that_are_not_what_they_should_be(tmp_path):
+    (tmp_path / "atomicsite.toml").write_bytes(b"target = \"\xff\xfe\"\n")
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load_settings(cwd=tmp_path, env={})
+    (tmp_path / "atomicsite.toml").unlink()
+    (tmp_path / "pyproject.toml").write_text("tool = 1\n")
+    assert load_settings(cwd=tmp_path, env={}).target is None
+    (tmp_path / "pyproject.toml").write_text("[tool]\natomicsite = 3\n")
+    with pytest.raises(ConfigError, match="must be a table"):
+        load_settings(cwd=tmp_path, env={})
+    (tmp_path / "pyproject.toml").write_text("[tool.atomicsite.prune]\nkeep = 1.5\n")
+    with pytest.raises(ConfigError, match="whole number"):
+        load_settings(cwd=tmp_path, env={})

@@ -73,7 +73,9 @@ class LocalStore:
             size=st.st_size,
             token=self._token(st),
             sha256=sha,
-            modified=datetime.fromtimestamp(st.st_mtime, timezone.utc),
+            # ctime, not mtime: a hard-linked copy keeps the old mtime, and prune judges partial
+            # uploads by age, so a copy made a second ago must not look days old
+            modified=datetime.fromtimestamp(max(st.st_mtime, st.st_ctime), timezone.utc),
         )
 
     def _remember(self, sig: tuple[int, int, int], sha: str) -> None:
@@ -115,10 +117,15 @@ class LocalStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self._tmp_beside(path)
             try:
+                if key.startswith("_atomicsite/manifests/"):
+                    # The manifest says "every object is there": flush the objects written before it,
+                    # so a power cut cannot leave a committed version with empty files.
+                    os.sync()
                 sha = _write_tmp(tmp, source, durable=key.startswith("_atomicsite/"))
                 if isinstance(mode, IfMatch) or key.startswith("_atomicsite/channels/"):
                     with self._locked():
                         self._land(key, tmp, path, mode)
+                        _fsync_dir(path.parent)
                         if key == LIVE_POINTER_KEY:
                             self._point_current(source)
                 else:
@@ -154,9 +161,25 @@ class LocalStore:
         except (ValueError, KeyError, TypeError):
             return  # not a pointer we can follow: leave what nginx serves alone
         link = self.root / CURRENT_LINK
+        if self.live_link_target() == f"v/{version}":
+            return
         tmp = self._tmp_beside(link)
         os.symlink(f"v/{version}", tmp)
-        os.replace(tmp, link)
+        try:
+            os.replace(tmp, link)
+        except OSError as exc:
+            tmp.unlink()
+            raise StoreError(f"cannot point {link} at v/{version}: {exc.strerror}.",
+                             hint=f"Remove {link} if it is a real directory; atomicsite owns it as a symlink.") from None
+        _fsync_dir(self.root)
+
+    def sync_current(self) -> None:
+        """Make ``current`` follow the live pointer again (after a crash between the two writes)."""
+        with self._locked():
+            try:
+                self._point_current(self._path(LIVE_POINTER_KEY).read_bytes())
+            except FileNotFoundError:
+                pass
 
     def get(self, key: str) -> Body:
         path = self._path(key)
@@ -252,6 +275,8 @@ class LocalStore:
             try:
                 try:
                     os.link(src_path, tmp)  # objects are immutable, so sharing an inode is safe
+                except FileNotFoundError:
+                    raise ObjectNotFound(src, f"no object at {src!r} in {self.url}") from None
                 except OSError:
                     shutil.copyfile(src_path, tmp)
                 os.replace(tmp, dst_path)
@@ -304,6 +329,15 @@ def _write_tmp(tmp: Path, source: bytes | Path, *, durable: bool) -> str:
             out.flush()
             os.fsync(out.fileno())
     return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _sha256_file(path: Path) -> str:
