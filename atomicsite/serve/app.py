@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..errors import AtomicsiteError, IntegrityError, ObjectNotFound
+from ..headers import is_fingerprinted
 from ..layout import object_key
 from ..manifest import FileEntry, Manifest
 from ..stores.base import Store
@@ -206,9 +207,11 @@ class Router:
         entry = lookup(live.by_path, rel)
         if entry:
             return _Choice(live.version, entry)
-        if pin and not navigation:
+        if pin and not navigation and is_fingerprinted(rel):
             # A tab still on an older version while the cookie moved on (another tab loaded a newer
-            # page): its fingerprinted assets exist only in the version it was loaded from.
+            # page): its fingerprinted assets exist only in the version it was loaded from. Only
+            # fingerprinted names: a file removed from the site (secret.json) must not stay
+            # reachable through history.
             for version in channel.recent[1:]:
                 if version == pin:
                     continue
@@ -226,9 +229,14 @@ class Router:
     async def _respond(self, scope, headers, choice: _Choice, receive, send, root: str) -> None:
         entry = choice.entry
         etag = etag_of(entry)
+        # An answer chosen by the client's pin differs per client: a shared cache must not keep it,
+        # unless the name is fingerprinted (then every version that has it has the same bytes).
+        cache_control = entry.cache_control
+        if choice.pinned and not is_fingerprinted(entry.path):
+            cache_control = "private, no-store"
         out = [
             (b"content-type", entry.content_type.encode("latin-1")),
-            (b"cache-control", entry.cache_control.encode("latin-1")),
+            (b"cache-control", cache_control.encode("latin-1")),
             (b"etag", etag.encode()),
             (b"x-atomicsite-version", choice.version.encode()),
         ]

@@ -7,6 +7,8 @@ another version's tree; hostile paths are still refused up front, so they never 
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,6 +17,8 @@ from ..manifest import FileEntry
 
 MAX_PATH = 4096
 RESERVED = "_atomicsite"
+
+_RANGE_NUMBER = re.compile(r"[0-9]{1,19}")
 
 
 class BadPath(ValueError):
@@ -82,7 +86,8 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
     first, dash, last = spec.strip().partition("-")
-    if not dash or not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
+    # ASCII digits only, and short: str.isdigit() accepts '²', and int() refuses 4,300+ digits
+    if not dash or not _RANGE_NUMBER.fullmatch(first or "0") or not _RANGE_NUMBER.fullmatch(last or "0"):
         return None
     if first == "":
         if last == "":

@@ -19,7 +19,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 from ..channels import ChannelPointer, read_pointer
-from ..errors import ObjectNotFound
+from ..errors import AtomicsiteError, ObjectNotFound
 from ..layout import manifest_key
 from ..manifest import Manifest
 from ..stores.base import Store
@@ -121,9 +121,19 @@ class PointerCache:
             slot = self.shared.slot(name)
             if slot.value is not None and now - slot.at < self.ttl:
                 return slot.value
-            if slot.value is None and slot.error is not None and now - slot.error_at < self.ttl:
-                raise slot.error
+            if slot.error is not None and now - slot.error_at < self.ttl:
+                if slot.value is not None:
+                    return slot.value  # a re-read failed lately: keep serving, retry after a TTL
+                raise slot.error.with_traceback(None)  # a fresh raise: the shared traceback must not grow
+            starting = slot.inflight is None
             fut = self.shared.load(slot, lambda: self._read(name))
+            if slot.value is not None:
+                stale = slot.value
+                if starting:
+                    fut.add_done_callback(lambda f: f.exception() and log.warning(
+                        "reading the pointer of channel %r failed; still serving %s: %s",
+                        name, stale.pointer.version if stale.pointer else "nothing", f.exception()))
+                return stale  # serve the last pointer while the re-read runs: a slow store stalls no one
         try:
             return await asyncio.wrap_future(fut)
         except Exception as exc:
@@ -165,7 +175,7 @@ class ManifestCache:
             if slot.value is not None:
                 return slot.value
             if slot.error is not None and time.monotonic() - slot.error_at < self.retry_after:
-                raise slot.error
+                raise slot.error.with_traceback(None)
             fut = self.shared.load(slot, lambda: self._read(version))
         return await asyncio.wrap_future(fut)
 
@@ -185,6 +195,10 @@ class ManifestCache:
             manifest = await self.get(version)
         except ObjectNotFound:
             self.forget(version)
+            self.gone[version] = now
+            return None
+        except AtomicsiteError as exc:  # a corrupt or unreachable old version: serve live, not a 502
+            log.warning("pinned version %s is unusable, serving live instead: %s", version, exc)
             self.gone[version] = now
             return None
         if last is None or now - last >= self.recheck:
