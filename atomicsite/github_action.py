@@ -54,7 +54,7 @@ APPLIES_TO = {
 }
 EXIT_NAMES = {1: "error", 2: "usage", 3: "conflict", 4: "not found", 5: "integrity", 6: "access",
               7: "health check failed", 130: "interrupted"}
-PR_EVENTS = ("pull_request", "pull_request_target")
+PR_EVENTS = ("pull_request", "pull_request_target", "pull_request_review", "pull_request_review_comment")
 
 
 def env_name(input_name: str) -> str:
@@ -93,6 +93,9 @@ class GitHubContext:
 
     @property
     def pr_number(self) -> str | None:
+        issue = self.event.get("issue") or {}
+        if self.event_name == "issue_comment" and issue.get("pull_request"):
+            return str(issue["number"]) if issue.get("number") else None  # a comment on a PR (ChatOps)
         if self.event_name not in PR_EVENTS:
             return None
         number = (self.event.get("pull_request") or {}).get("number") or self.event.get("number")

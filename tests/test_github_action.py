@@ -562,3 +562,20 @@ def test_install_script_passes_shellcheck():
     proc = subprocess.run([tool("shellcheck"), str(ROOT / "action" / "install.sh")], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize("event_name, event", [
+    ("pull_request_review", {"pull_request": {"number": 7}}),
+    ("pull_request_review_comment", {"pull_request": {"number": 7}}),
+    ("issue_comment", {"issue": {"number": 7, "pull_request": {"url": "https://api.github.com/x"}}}),
+])
+def test_every_pull_request_event_defaults_to_the_pr_channel(event_name, event):
+    from atomicsite.github_action import GitHubContext
+
+    assert GitHubContext(event_name=event_name, event=event).default_channel() == "pr-7"
+
+
+def test_a_comment_on_a_plain_issue_is_not_a_pr():
+    from atomicsite.github_action import GitHubContext
+
+    assert GitHubContext(event_name="issue_comment", event={"issue": {"number": 3}}).default_channel() == "live"
