@@ -27,6 +27,8 @@ from atomicsite.cdn.cloudfront import (CloudFrontSettings, EdgeKeySwitcher, Inva
                                        switchers_from_settings)
 from atomicsite.errors import ConfigError, ConflictError, NotFound, StoreError, UsageError
 from atomicsite.headers import headers_for
+from dataclasses import replace
+
 from atomicsite.manifest import FileEntry, Manifest
 from atomicsite.retry import RetryPolicy
 from atomicsite.switchers import SwitchContext
@@ -463,3 +465,15 @@ def test_function_rewrites_under_node(tmp_path, prefix, root):
         assert response["headers"]["cache-control"]["value"] == "no-store"
         assert response["body"]["encoding"] == "text" and response["body"]["data"]
     assert dotdot["statusCode"] == 400 and encoded_dotdot["statusCode"] == 400
+
+
+def test_invalidation_covers_a_path_marked_immutable_by_a_rule_that_leaves_and_comes_back():
+    """A has fonts/brand.woff2 marked immutable by a header rule; B drops it; C brings new bytes back."""
+    a = manifest({"index.html": "a", "fonts/brand.woff2": "old"})
+    imm = {f.path: f for f in a.files}
+    a = Manifest.build([replace(f, cache_control="public, max-age=31536000, immutable") if f.path.endswith("woff2")
+                        else f for f in imm.values()])
+    b = manifest({"index.html": "b"})
+    c = Manifest.build([replace(f, sha256="c" * 64) if f.path.endswith("woff2") else f for f in a.files])
+    assert "/fonts/brand.woff2" in invalidation_paths(b, a)  # removed: edges may keep it a year
+    assert "/fonts/brand.woff2" in invalidation_paths(c, b)  # added back under the same name

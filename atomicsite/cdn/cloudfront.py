@@ -35,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import (AccessDenied, AtomicsiteError, ConfigError, ConflictError, NotFound, StoreError,
                       TransientStoreError, UsageError)
+from ..headers import is_fingerprinted
 from ..layout import DEFAULT_CHANNEL, VERSION_RE, check_channel
 from ..manifest import Manifest
 from ..retry import RetryPolicy
@@ -212,19 +213,22 @@ def invalidation_paths(manifest: Manifest, previous: Manifest | None = None, *,
                        limit: int = DEFAULT_INVALIDATION_PATHS) -> list[str]:
     """What can be stale at the edges after switching from ``previous`` to ``manifest``.
 
-    Every non-immutable file of the new version; files removed since ``previous`` unless immutable;
-    and files whose bytes or headers changed under the same path even if immutable (a mislabelled
-    fingerprint). Unchanged immutable assets are never invalidated. More than ``limit`` URLs → ``["/*"]``.
+    Every non-immutable file of the new version; files removed since ``previous`` unless their name
+    is fingerprinted; files added since ``previous`` under a name that is not fingerprinted (an older
+    version may have had other bytes there, marked immutable by a header rule); and files whose bytes
+    or headers changed under the same path even if immutable (a mislabelled fingerprint). Unchanged
+    fingerprinted assets are never invalidated. More than ``limit`` URLs → ``["/*"]``.
     """
     stale = {f.path for f in manifest.files if not is_immutable(f.cache_control)}
     if previous is not None:
         for old in previous.files:
             new = manifest.by_path.get(old.path)
             if new is None:
-                if not is_immutable(old.cache_control):
+                if not is_immutable(old.cache_control) or not is_fingerprinted(old.path):
                     stale.add(old.path)
             elif new.identity() != old.identity():
                 stale.add(old.path)
+        stale |= {f.path for f in manifest.files if f.path not in previous.by_path and not is_fingerprinted(f.path)}
     urls = sorted({encode_invalidation_path(u) for p in stale for u in _urls(p)})
     return ["/*"] if len(urls) > limit else urls
 
