@@ -357,3 +357,51 @@ def test_progress_events_arrive_while_transfers_are_still_running(local_rig, tmp
     atomicsite.publish(build, OpsStore(local_rig.store, before=hold_one_upload), settings=SETTINGS, source={},
                        events=events)
     assert held["waited"] is True
+
+
+def test_prune_older_than_keeps_young_versions(rig, tmp_path):
+    versions = publish_versions(site(tmp_path), rig.store, 4)
+    young = atomicsite.prune(rig.store, keep=1, older_than=3600, grace=0, settings=SETTINGS, dry_run=True)
+    assert young.plan.delete == []  # everything is minutes old
+    old = atomicsite.prune(rig.store, keep=1, older_than=0, grace=0, settings=SETTINGS)
+    assert sorted(old.deleted_versions) == sorted(versions[:2])
+
+
+def test_a_promote_racing_prune_gets_its_manifest_back(local_rig, tmp_path):
+    """The promote lands between prune deleting manifests and re-reading pointers: prune restores and stops."""
+    from atomicsite.errors import ConflictError as Conflict
+
+    store = local_rig.store
+    versions = publish_versions(site(tmp_path), store, 4)
+
+    def promote_first(op, args):
+        if op == "delete_many" and "manifests" in str(args[0]) and not hasattr(promote_first, "done"):
+            promote_first.done = atomicsite.promote(versions[0], store, settings=SETTINGS)
+
+    with pytest.raises(Conflict, match="promoted while prune ran"):
+        atomicsite.prune(OpsStore(store, before=promote_first), keep=1, grace=0, settings=SETTINGS)
+    assert live(store) == versions[0]
+    assert atomicsite.verify(versions[0], store, settings=SETTINGS).ok
+
+
+def test_history_is_bounded_and_rollback_twice_returns(local_rig, tmp_path):
+    versions = publish_versions(site(tmp_path), local_rig.store, 3)
+    for _ in range(21):
+        atomicsite.rollback(local_rig.store, settings=SETTINGS)
+    assert live(local_rig.store) == versions[1]  # an odd number of rollbacks: one back
+    atomicsite.rollback(local_rig.store, settings=SETTINGS)
+    assert live(local_rig.store) == versions[2]  # and the next one returns
+    assert len(atomicsite.history(local_rig.store, settings=SETTINGS)) == 20
+
+
+def test_two_publishers_of_the_same_build_both_succeed(rig, tmp_path):
+    build = site(tmp_path)
+    first = publish(build, rig.store, promote=False)
+    again = publish(build, rig.store)  # finds the manifest committed and only switches
+    assert first.version == again.version and again.switched and again.plan.committed
+
+
+def test_pinning_the_live_version_only_sets_the_lock(rig, tmp_path):
+    v = publish(site(tmp_path), rig.store).version
+    out = atomicsite.pin(v, rig.store, settings=SETTINGS)
+    assert not out.switched and out.pointer.pinned and live(rig.store) == v

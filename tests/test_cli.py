@@ -233,3 +233,26 @@ def test_bucket_that_does_not_exist_is_not_found(request, backend, monkeypatch):
     scheme = rig.url.split("://")[0]
     payload = run_json("publish", str(FIXTURES / "spa"), "--target", f"{scheme}://no-such-bucket-4242/site", code=4)
     assert payload["error"] == "bucket_not_found" and "no-such-bucket-4242" in payload["message"]
+
+
+def test_conflict_integrity_and_health_exit_codes(tmp_path, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("ATOMICSITE_")]:
+        monkeypatch.delenv(key)
+    target = str(tmp_path / "site")
+    build = site(tmp_path)
+    v1 = run_json("publish", str(build), "--target", target)["version"]
+    (build / "index.html").write_text("two")
+    v2 = run_json("publish", str(build), "--target", target)["version"]
+    run_json("pin", v1, "--target", target)
+    assert run_json("promote", v2, "--target", target, code=3)["error"] == "conflict"
+    (tmp_path / "site" / "v" / v1 / "robots.txt").write_text("tampered")
+    assert run_json("verify", "--target", target, code=5)["ok"] is False
+    run_json("unpin", "--target", target)
+    dead = "http://127.0.0.1:9/"  # nothing listens on the discard port
+    out = run_json("promote", v2, "--target", target, "--verify-url", dead, "--config", str(tmp_path / "cf.toml"),
+                   code=2)  # a missing config file is a usage error
+    assert out["error"] == "config"
+    (tmp_path / "cf.toml").write_text("verify_timeout = 1\n")
+    health = run_json("promote", v2, "--target", target, "--verify-url", dead, "--config", str(tmp_path / "cf.toml"),
+                      code=7)
+    assert health["error"] == "health_check_failed" and v1 in health["message"]
