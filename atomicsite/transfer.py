@@ -27,7 +27,10 @@ def run_one(store: Store, action: FileAction, source: Path) -> ObjectInfo:
             pass
     try:
         return store.put(action.key, source, **headers)
-    except OSError as exc:  # reading the build file: the build dir changed under us
+    except OSError as exc:
+        if exc.filename is None or Path(exc.filename) != source:
+            raise  # not about the build file
+        # reading the build file failed: the build dir changed under us
         raise BuildDirError(f"{source}: cannot read it any more ({exc.strerror or exc}).",
                             hint="Did the build dir change during publish? Re-run when the build is done.") from None
 
