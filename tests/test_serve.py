@@ -492,20 +492,20 @@ def test_requests_cost_no_store_reads_within_the_ttl(tmp_path, router):
     inner = LocalStore(tmp_path / "site")
     publish(inner, blog(tmp_path))
     store = OpsStore(inner)
-    base = router(store, pointer_ttl=0.5)
+    base = router(store, pointer_ttl=2.0)  # long enough for 80 requests on a loaded CI machine
     with httpx.Client(base_url=base) as c:
         assert c.get("/").status_code == 200
         start = time.monotonic()
         for _ in range(20):
             for route in ["/", "/about/", "/assets/main.3f9a1c2b.css", "/missing"]:
                 c.get(route)
-        assert time.monotonic() - start < 0.5, "too slow to prove anything on this machine"
+        assert time.monotonic() - start < 2.0, "too slow to prove anything on this machine"
         pointer_reads = [k for op, k in store.calls if op == "get" and k == channel_key("live")]
         manifest_reads = [k for op, k in store.calls if op == "get" and k.startswith("_atomicsite/manifests/")]
         assert (len(pointer_reads), len(manifest_reads)) == (1, 1)
         assert store.count("open") == 3  # each small file once, then from memory
         assert store.count("head", "list", "put") == 0
-        time.sleep(0.6)
+        time.sleep(2.1)
         c.get("/")  # past the TTL: answered from the last pointer while it is read again
         wait_for(lambda: len([k for op, k in store.calls if op == "get" and k == channel_key("live")]) == 2,
                  what="the pointer re-read")
