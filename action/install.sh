@@ -28,7 +28,9 @@ fi
 venv_python="$venv/bin/python"
 [ -d "$venv/Scripts" ] && venv_python="$venv/Scripts/python.exe"
 # Reuse the virtualenv when this job already installed this same checkout (the action used twice).
-if [ -x "$venv_python" ] && [ "$(cat "$venv/.installed-from" 2>/dev/null)" = "$action_path" ]; then
+# The marker names the checkout and the interpreter, so a second use with another python-version rebuilds.
+marker="$action_path $("$python" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
+if [ -x "$venv_python" ] && [ "$(cat "$venv/.installed-from" 2>/dev/null)" = "$marker" ]; then
   echo "atomicsite is already installed in $venv"
 else
   echo "::group::Install atomicsite from $action_path"
@@ -37,7 +39,7 @@ else
   [ -d "$venv/Scripts" ] && venv_python="$venv/Scripts/python.exe"
   "$venv_python" -m pip install --disable-pip-version-check --progress-bar off "${action_path}[s3,gcs,cloudfront]"
   "$venv_python" -m atomicsite --help >/dev/null
-  printf '%s' "$action_path" > "$venv/.installed-from"
+  printf '%s' "$marker" > "$venv/.installed-from"
   echo "::endgroup::"
 fi
 

@@ -97,8 +97,11 @@ def gh(tmp_path):
     venv = runner_temp / "atomicsite-action"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").symlink_to(sys.executable)
-    (venv / ".installed-from").write_text(str(ROOT))
     (bindir / "python3").symlink_to(sys.executable)  # what setup-python would put first on PATH
+    # install.sh's marker: this checkout and this interpreter, so the install step is a no-op here
+    interpreter = subprocess.run([str(bindir / "python3"), "-c", "import sys; print(sys.executable, sys.version.split()[0])"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+    (venv / ".installed-from").write_text(f"{ROOT} {interpreter}")
     env = {
         **clean_env(),
         "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
