@@ -7,7 +7,6 @@ import re
 from .errors import UsageError
 
 VERSIONS = "v/"
-META = "_atomicsite/"
 MANIFESTS = "_atomicsite/manifests/"
 CHANNELS = "_atomicsite/channels/"
 PROBES = "_atomicsite/probe/"  # S3 conditional-write probes (atomicsite.stores.s3)

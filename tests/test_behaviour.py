@@ -8,7 +8,7 @@ import pytest
 
 import atomicsite
 from atomicsite.channels import read_pointer
-from atomicsite.errors import (BuildDirError, ChannelNotFound, ConflictError, IntegrityError, UsageError,
+from atomicsite.errors import (BuildDirError, ChannelNotFound, ConflictError, IntegrityError, ObjectNotFound, UsageError,
                                VersionNotFound)
 from atomicsite.headers import IMMUTABLE, REVALIDATE
 from atomicsite.layout import channel_key, manifest_key, object_key
@@ -201,11 +201,13 @@ def test_prune_keeps_newest_and_channel_versions_and_deletes_manifest_first(rig,
     assert sorted(dry.plan.delete) == sorted(versions[1:3])  # v4 newest+live, v3 previous, v0 staging
     result = atomicsite.prune(counted, keep=1, grace=0, settings=SETTINGS)
     assert sorted(result.deleted_versions) == sorted(versions[1:3])
-    deletes = [key for op, key in counted.calls if op == "delete_many"]
-    assert deletes and "manifests" in str(counted.calls[[op for op, _ in counted.calls].index("delete_many")])
+    deletes = [keys for op, keys in counted.calls if op == "delete_many"]
+    # the first delete holds the doomed manifests and nothing else; objects come after
+    assert "_atomicsite/manifests/" in deletes[0] and "'v/" not in deletes[0]
+    assert any("'v/" in d for d in deletes[1:])
     for v in versions[1:3]:
         assert stored_keys(rig.store, v) == []
-        with pytest.raises(Exception):
+        with pytest.raises(ObjectNotFound):
             rig.store.head(manifest_key(v))
     for v in (versions[0], versions[3], versions[4]):
         assert atomicsite.verify(v, rig.store, settings=SETTINGS).ok

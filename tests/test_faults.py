@@ -7,7 +7,7 @@ import pytest
 
 import atomicsite
 from atomicsite.channels import read_pointer
-from atomicsite.errors import StoreError
+from atomicsite.errors import ObjectNotFound, StoreError
 from atomicsite.layout import manifest_key
 
 from .helpers import SETTINGS, Crash, OpsStore, publish, publish_versions, site
@@ -97,7 +97,7 @@ def test_prune_failing_at_every_operation(rig, tmp_path):
     # Whatever the failures left half-done is gone after the last (complete) run.
     for v in versions[:2]:
         assert list(rig.store.list(f"v/{v}/")) == []
-        with pytest.raises(Exception):
+        with pytest.raises(ObjectNotFound):
             rig.store.head(manifest_key(v))
     assert live_state(rig) == before
     assert atomicsite.rollback(rig.store, settings=SETTINGS).version == versions[2]

@@ -142,7 +142,3 @@ class Store(Protocol):
 
     def close(self) -> None:
         ...
-
-
-def join_key(*parts: str) -> str:
-    return "/".join(p.strip("/") for p in parts if p.strip("/"))

@@ -54,9 +54,6 @@ class LocalStore:
             raise UsageError(f"invalid object key {key!r}")
         return self.root.joinpath(*parts)
 
-    def _write_errors(self, path: Path):
-        return _os_errors(self, path)
-
     @staticmethod
     def _token(st: os.stat_result) -> str:
         return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
@@ -87,7 +84,7 @@ class LocalStore:
     @contextlib.contextmanager
     def _locked(self):
         lock_path = self._path(_LOCK_KEY)
-        with self._write_errors(lock_path):
+        with _os_errors(self, lock_path):
             lock_path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -113,7 +110,7 @@ class LocalStore:
         mode: PutMode = WriteMode.OVERWRITE,
     ) -> ObjectInfo:
         path = self._path(key)
-        with self._write_errors(path):
+        with _os_errors(self, path):
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self._tmp_beside(path)
             try:
@@ -269,7 +266,7 @@ class LocalStore:
         src_path, dst_path = self._path(src), self._path(dst)
         if not src_path.is_file():
             raise ObjectNotFound(src, f"no object at {src!r} in {self.url}")
-        with self._write_errors(dst_path):
+        with _os_errors(self, dst_path):
             dst_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self._tmp_beside(dst_path)
             try:
