@@ -125,6 +125,7 @@ def gcs_rig(fake_gcs):
     store = GCSStore.from_url(url, StoreOptions(project=PROJECT))
     try:
         yield Rig("gcs", store, url=url,
-                  env={"STORAGE_EMULATOR_HOST": fake_gcs.endpoint, "ATOMICSITE_PROJECT": PROJECT})
+                  env={"STORAGE_EMULATOR_HOST": fake_gcs.endpoint, "ATOMICSITE_PROJECT": PROJECT},
+                  fresh=lambda name: GCSStore.from_url(f"{url}-{name}", StoreOptions(project=PROJECT)))
     finally:
         store.close()

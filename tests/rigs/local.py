@@ -9,7 +9,8 @@ from . import Rig
 @pytest.fixture
 def local_rig(tmp_path):
     root = tmp_path / "site"
-    yield Rig("local", LocalStore(root), str(root), keeps_headers=False)
+    yield Rig("local", LocalStore(root), str(root), keeps_headers=False,
+              fresh=lambda name: LocalStore(tmp_path / f"site-{name}"))
 
 
 @pytest.fixture

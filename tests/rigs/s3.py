@@ -86,7 +86,8 @@ def s3_rig(s3_options, s3_bucket, aws_session):
     url = f"s3://{s3_bucket}/site"
     store = S3Store(s3_bucket, "site", s3_options, session=aws_session)
     env = {"ATOMICSITE_ENDPOINT_URL": s3_options.endpoint_url, **AWS_ENV}
-    yield Rig("s3", store, url, env=env)
+    yield Rig("s3", store, url, env=env,
+              fresh=lambda name: S3Store(s3_bucket, f"site-{name}", s3_options, session=aws_session))
     store.close()
 
 
