@@ -9,7 +9,7 @@ The public API; every CLI command is one call here::
 Cloud SDKs are imported only when a target needs them.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .config import Settings, load_settings  # noqa: E402
 from .errors import AtomicsiteError  # noqa: E402

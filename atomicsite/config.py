@@ -29,6 +29,7 @@ class PruneSettings:
     keep: int = 10
     grace_seconds: float = 24 * 3600  # partial uploads younger than this are left alone
     max_delete: int = 20  # versions; more than this needs --force
+    wait_seconds: float = 60.0  # how long publish/promote wait for a running prune to finish with their version
 
 
 @dataclass(frozen=True)
@@ -241,12 +242,13 @@ def _header_rules(value, where: str) -> tuple[HeaderRule, ...]:
 
 
 def _prune(value, where: str, current: PruneSettings) -> PruneSettings:
-    if not isinstance(value, Mapping) or set(value) - {"keep", "grace", "max_delete"}:
-        raise ConfigError(f"{where}: a table with keep, grace, max_delete")
+    if not isinstance(value, Mapping) or set(value) - {"keep", "grace", "max_delete", "wait"}:
+        raise ConfigError(f"{where}: a table with keep, grace, max_delete, wait")
     return PruneSettings(
         keep=_int(value.get("keep", current.keep), f"{where}.keep", 1),
         grace_seconds=parse_duration(value.get("grace", current.grace_seconds), where=f"{where}.grace"),
         max_delete=_int(value.get("max_delete", current.max_delete), f"{where}.max_delete", 1),
+        wait_seconds=parse_duration(value.get("wait", current.wait_seconds), where=f"{where}.wait"),
     )
 
 

@@ -1,12 +1,15 @@
 """Retention and garbage collection.
 
-``prune`` keeps the N newest committed versions and every version a channel points at (current or
-previous, pinned or not); with ``older_than`` only versions older than that go. It deletes a
-version's manifest before its objects, so a half-pruned version can never be pointed at, re-reads the
-pointers after the manifests are gone (a promote that raced us gets its manifest back and prune
-stops), removes leftover S3 conditional-write probes, and removes orphaned partial uploads (objects under ``v/`` with no manifest) once they are
+``prune`` keeps the N newest committed versions, every version a channel points at (current or
+previous, pinned or not) and every version a running command has claimed; with ``older_than`` only
+versions older than that go. Partial uploads (objects under ``v/`` with no manifest) go once they are
 older than a grace period. More than ``max_delete`` versions is refused unless ``force``: all or
 nothing.
+
+Deleting follows the protocol in :mod:`atomicsite.claims`: take the prune lease naming every doomed
+version, then re-read the claims, the pointers and the manifests and spare whatever something started
+using meanwhile, then delete each remaining version's manifest before its objects (so a half-pruned
+version can never be pointed at), and release the lease last.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from .channels import read_all_pointers
+from .claims import PruneLease, read_claims
 from .config import Settings
-from .errors import ConflictError, IntegrityError, ObjectNotFound, UsageError
+from .errors import IntegrityError, UsageError
 from .layout import PROBES, VERSIONS, VERSION_RE, manifest_key
 from .manifest import Manifest, parse_time
 from .stores.base import Store
@@ -32,7 +36,9 @@ class PrunePlan:
     young_orphans: list[str]  # partial uploads still inside the grace period
     reasons: dict[str, str] = field(default_factory=dict)
     probes: list[str] = field(default_factory=list)  # leftover conditional-write probe objects (S3)
+    stale_claims: list[str] = field(default_factory=list)  # claims of commands that died, past their TTL
     objects: int = 0
+    over_limit: bool = False  # more versions than prune.max_delete: the real run needs --force
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -42,12 +48,17 @@ class PrunePlan:
 class PruneResult:
     plan: PrunePlan
     dry_run: bool
-    deleted_versions: list[str] = field(default_factory=list)
+    deleted: dict[str, int] = field(default_factory=dict)  # version -> objects deleted (its manifest included)
+    spared: dict[str, str] = field(default_factory=dict)  # doomed version -> what started using it meanwhile
     deleted_objects: int = 0
+
+    @property
+    def deleted_versions(self) -> list[str]:
+        return list(self.deleted)
 
     def to_dict(self) -> dict:
         return {**self.plan.to_dict(), "dry_run": self.dry_run, "deleted_versions": self.deleted_versions,
-                "deleted_objects": self.deleted_objects}
+                "deleted": self.deleted, "spared": self.spared, "deleted_objects": self.deleted_objects}
 
 
 def _protected(store: Store) -> dict[str, str]:
@@ -59,14 +70,6 @@ def _protected(store: Store) -> dict[str, str]:
         if p.previous:
             out.setdefault(p.previous, f"previous of channel {name!r}")
     return out
-
-
-def _committed_now(store: Store, *, v: str) -> bool:
-    try:
-        store.head(manifest_key(v))
-        return True
-    except ObjectNotFound:
-        return False
 
 
 def _objects_by_version(store: Store) -> tuple[dict[str, list[str]], dict[str, datetime]]:
@@ -81,9 +84,13 @@ def _objects_by_version(store: Store) -> tuple[dict[str, list[str]], dict[str, d
 
 
 def plan_prune(store: Store, *, keep: int, older_than: float | None, grace: float,
-               now: datetime | None = None) -> tuple[PrunePlan, dict[str, list[str]], dict[str, bytes]]:
+               now: datetime | None = None) -> tuple[PrunePlan, dict[str, list[str]]]:
     now = now or datetime.now(timezone.utc)
     protected = _protected(store)
+    claims = read_claims(store)
+    for c in claims:
+        if not c.expired:
+            protected.setdefault(c.version, f"in use: {c.describe()}")
     committed = list_manifest_infos(store)  # newest first
     manifests: dict[str, bytes] = {}
     created: dict[str, datetime] = {}
@@ -114,6 +121,10 @@ def plan_prune(store: Store, *, keep: int, older_than: float | None, grace: floa
     for v in sorted(set(objects) - set(manifests)):
         if not VERSION_RE.match(v):
             continue  # not ours; never touch
+        if v in protected:
+            young.append(v)
+            reasons[v] = f"kept: partial upload {protected[v]}"
+            continue
         age = now - newest_object.get(v, now)
         if age >= timedelta(seconds=grace):
             orphans.append(v)
@@ -122,10 +133,11 @@ def plan_prune(store: Store, *, keep: int, older_than: float | None, grace: floa
             young.append(v)
             reasons[v] = "kept: partial upload inside the grace period (may be a publish in progress)"
     probes = [i.key for i in store.list(PROBES) if now - (i.modified or now) >= timedelta(seconds=grace)]
+    stale = [c.key for c in claims if c.expired]
     n_objects = (sum(len(objects.get(v, [])) + 1 for v in delete) + sum(len(objects[v]) for v in orphans)
-                 + len(probes))
-    plan = PrunePlan(keep_set, delete, orphans, young, reasons, probes=probes, objects=n_objects)
-    return plan, objects, {v: manifests[v] for v in delete}
+                 + len(probes) + len(stale))
+    plan = PrunePlan(keep_set, delete, orphans, young, reasons, probes=probes, stale_claims=stale, objects=n_objects)
+    return plan, objects
 
 
 def prune(target: str | Store | None = None, *, keep: int | None = None, older_than: float | None = None,
@@ -137,40 +149,67 @@ def prune(target: str | Store | None = None, *, keep: int | None = None, older_t
         if keep < 1:
             raise UsageError("--keep must be at least 1.")
         grace = settings.prune.grace_seconds if grace is None else grace
-        plan, objects, doomed_manifests = plan_prune(store, keep=keep, older_than=older_than, grace=grace)
+        plan, objects = plan_prune(store, keep=keep, older_than=older_than, grace=grace)
         result = PruneResult(plan, dry_run)
         total = len(plan.delete) + len(plan.orphans)
-        if total > settings.prune.max_delete and not force:
+        plan.over_limit = total > settings.prune.max_delete
+        if dry_run:
+            return result  # the whole plan, even over the limit: the dry run is how to look before --force
+        if plan.over_limit and not force:
             raise UsageError(
                 f"prune would delete {total} versions, more than the safety limit of {settings.prune.max_delete}; "
                 "nothing was deleted.",
                 hint="Check with --dry-run, then pass --force (or raise prune.max_delete).",
             )
-        if dry_run or not (total or plan.probes):
+        if not (total or plan.probes or plan.stale_claims):
             return result
-        # 1. manifests first: from here on these versions can no longer be promoted
-        store.delete_many(manifest_key(v) for v in plan.delete)
-        # 2. a promote may have raced us between planning and step 1: if a channel now names a doomed
-        #    version, put its manifest back (its objects are untouched) and stop
-        now_protected = _protected(store)
-        raced = [v for v in plan.delete if v in now_protected]
-        if raced:
-            for v in raced:
-                store.put(manifest_key(v), doomed_manifests[v], content_type="application/json")
-            raise ConflictError(
-                f"version {raced[0]} was promoted while prune ran; its manifest was restored and prune stopped.",
-                hint="Re-run 'atomicsite prune'.",
-            )
-        # 3. objects, then the stale partial uploads, unless a publish committed one meanwhile
-        for v in plan.delete + [o for o in plan.orphans if not _committed_now(store, v=o)]:
-            keys = objects.get(v, [])
-            store.delete_many(keys)
-            result.deleted_objects += len(keys)
-            result.deleted_versions.append(v)
-        if plan.probes:
-            store.delete_many(plan.probes)
-            result.deleted_objects += len(plan.probes)
+        lease = PruneLease(store, plan.delete + plan.orphans)
+        lease.acquire()
+        try:
+            _delete(store, plan, objects, lease, result)
+        finally:
+            lease.release()
         return result
+
+
+def _spared_meanwhile(store: Store, plan: PrunePlan) -> dict[str, str]:
+    """Under the lease: every doomed version that a claim, a pointer or a new manifest now names.
+
+    Claims are read before pointers: a command withdraws its claim only after its pointer write, so a
+    command that is gone from the claims has already moved its pointer.
+    """
+    spared: dict[str, str] = {}
+    for c in read_claims(store):
+        if not c.expired:
+            spared.setdefault(c.version, f"spared: {c.describe()} started using it")
+    for v, why in _protected(store).items():
+        spared.setdefault(v, f"spared: {why} points at it now")
+    committed = {v for v, _ in list_manifest_infos(store)}
+    for v in plan.orphans:
+        if v in committed:
+            spared.setdefault(v, "spared: a publish committed it meanwhile")
+    doomed = set(plan.delete) | set(plan.orphans)
+    return {v: why for v, why in spared.items() if v in doomed}
+
+
+def _delete(store: Store, plan: PrunePlan, objects: dict[str, list[str]], lease: PruneLease,
+            result: PruneResult) -> None:
+    result.spared = _spared_meanwhile(store, plan)
+    doomed = [v for v in plan.delete if v not in result.spared]
+    orphans = [v for v in plan.orphans if v not in result.spared]
+    # manifests first: from here on these versions can no longer be promoted
+    lease.keep_alive()
+    store.delete_many(manifest_key(v) for v in doomed)
+    for v in doomed + orphans:
+        lease.keep_alive()
+        keys = objects.get(v, [])
+        store.delete_many(keys)
+        result.deleted[v] = len(keys) + (v in doomed)
+        result.deleted_objects += len(keys) + (v in doomed)
+    extra = plan.probes + plan.stale_claims
+    if extra:
+        store.delete_many(extra)
+        result.deleted_objects += len(extra)
 
 
 __all__ = ["prune", "plan_prune", "PruneResult", "PrunePlan"]

@@ -12,12 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .channels import read_pointer
+from .channels import PointerState, read_pointer
+from .claims import VersionClaim
 from .config import Settings
 from .errors import IntegrityError, PreconditionFailed
 from .layout import check_channel, manifest_key, version_prefix
 from .manifest import Manifest
-from .plan import ALREADY_LIVE, COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_plan
+from .plan import COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_plan
 from .scan import scan
 from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
 from .switch import SwitchOutcome, reconcile_live_link, switch_channel
@@ -195,42 +196,62 @@ def publish(
 
         events.on_stage("plan")
         pointer = read_pointer(store, channel)
-        committed, corrupt_token = _committed_manifest(store, manifest.version)
-        stored: dict[str, ObjectInfo] = {}
-        proven: dict[str, bool] = {}
-        known: list[Manifest] = []
-        if committed is None:
-            prefix = version_prefix(manifest.version)
-            stored = {info.key[len(prefix):]: info for info in store.list(prefix)}
-            proven = _prove_stored(store, manifest, stored)
-            known = _known_manifests(store, pointer, manifest.version, settings.reuse_from)
-        else:
-            manifest = committed  # keep the first publish's record of time, message and source
-        plan = make_plan(manifest, pointer, committed=committed is not None, stored=stored, proven=proven,
-                         known=known, promote=promote)
-        events.on_plan(plan)
-        result = PublishResult(plan, store.url, dry_run=dry_run)
-        if dry_run:
-            result.seconds = time.monotonic() - started
-            return result
-
-        if not plan.committed:
-            events.on_stage("transfer")
-            receipts = run_transfers(store, plan, sources, workers=settings.concurrency, on_done=events.on_file)
-            events.on_stage("verify")
-            _verify(store, plan, proven, receipts, sources)
-            events.on_stage("commit")
-            _commit(store, manifest, corrupt_token)
-
-        if plan.switch == ALREADY_LIVE:
-            reconcile_live_link(store, channel)
-        if plan.switch == SWITCH:
-            events.on_stage("switch")
-            result.outcome = switch_channel(store, settings, pointer, manifest, action="publish", message=message,
-                                            just_committed=not plan.committed)
+        if dry_run or pointer.version == manifest.version:
+            # A dry run only reads; a build the channel already serves is protected by the pointer itself.
+            planned = _plan(store, settings, pointer, manifest, promote)
+            if dry_run or planned.plan.committed:
+                events.on_plan(planned.plan)
+                if not dry_run:
+                    reconcile_live_link(store, channel)
+                return PublishResult(planned.plan, store.url, dry_run=dry_run, seconds=time.monotonic() - started)
+        # The claim keeps a concurrent prune away from this version from before we look at what is
+        # stored until the pointer names it (atomicsite.claims).
+        with VersionClaim(store, manifest.version, "publish", wait=settings.prune.wait_seconds) as claim:
+            planned = _plan(store, settings, pointer, manifest, promote)
+            plan = planned.plan
+            events.on_plan(plan)
+            result = PublishResult(plan, store.url)
+            if not plan.committed:
+                events.on_stage("transfer")
+                receipts = run_transfers(store, plan, sources, workers=settings.concurrency, on_done=events.on_file)
+                events.on_stage("verify")
+                _verify(store, plan, planned.proven, receipts, sources)
+                events.on_stage("commit")
+                claim.ensure_held()
+                _commit(store, plan.manifest, planned.corrupt_token)
+            if plan.switch == SWITCH:
+                events.on_stage("switch")
+                claim.ensure_held()
+                result.outcome = switch_channel(store, settings, pointer, plan.manifest, action="publish",
+                                                message=message)
         result.seconds = time.monotonic() - started
         result.retries = getattr(store, "retries", 0)
         return result
+
+
+@dataclass(frozen=True)
+class _Planned:
+    plan: Plan
+    proven: dict[str, bool]
+    corrupt_token: str | None
+
+
+def _plan(store: Store, settings: Settings, pointer: PointerState, manifest: Manifest, promote: bool) -> _Planned:
+    """Read what is stored of this version; decide per file (the plan step)."""
+    committed, corrupt_token = _committed_manifest(store, manifest.version)
+    stored: dict[str, ObjectInfo] = {}
+    proven: dict[str, bool] = {}
+    known: list[Manifest] = []
+    if committed is None:
+        prefix = version_prefix(manifest.version)
+        stored = {info.key[len(prefix):]: info for info in store.list(prefix)}
+        proven = _prove_stored(store, manifest, stored)
+        known = _known_manifests(store, pointer, manifest.version, settings.reuse_from)
+    else:
+        manifest = committed  # keep the first publish's record of time, message and source
+    plan = make_plan(manifest, pointer, committed=committed is not None, stored=stored, proven=proven,
+                     known=known, promote=promote)
+    return _Planned(plan, proven, corrupt_token)
 
 
 __all__ = ["publish", "PublishResult", "PublishEvents"]

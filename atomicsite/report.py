@@ -202,15 +202,26 @@ def verify(result) -> None:
 
 def prune(result) -> None:
     plan = result.plan
-    verb = "would delete" if result.dry_run else "deleted"
     table = Table(title="prune" + (" (dry run: nothing deleted)" if result.dry_run else ""))
     table.add_column("version")
     table.add_column("decision", overflow="fold")
     for v in plan.delete + plan.orphans + plan.keep + plan.young_orphans:
-        table.add_row(v, plan.reasons.get(v, ""))
+        if v in result.spared:
+            decision = result.spared[v]
+        elif v in result.deleted:
+            decision = f"deleted {result.deleted[v]} object(s) ({plan.reasons.get(v, '')})"
+        else:
+            decision = plan.reasons.get(v, "")
+        table.add_row(v, decision)
     out.print(table)
-    n = len(plan.delete) + len(plan.orphans)
-    out.print(f"{verb} {n} version(s), {plan.objects if result.dry_run else result.deleted_objects} object(s)")
+    if result.dry_run:
+        n = len(plan.delete) + len(plan.orphans)
+        out.print(f"would delete {n} version(s), {plan.objects} object(s)")
+        if plan.over_limit:
+            out.print("[yellow]that is more than prune.max_delete: the real run needs --force[/]")
+    else:
+        spared = f"; spared {len(result.spared)} that came into use meanwhile" if result.spared else ""
+        out.print(f"deleted {len(result.deleted)} version(s), {result.deleted_objects} object(s){spared}")
 
 
 def channels(pointers) -> None:

@@ -10,12 +10,13 @@ import json
 from urllib.parse import urlparse
 from dataclasses import asdict, dataclass, field
 
+from .claims import VersionClaim
 from .channels import (ChannelPointer, PointerState, next_pointer, read_all_pointers, read_pointer, with_pin,
                        write_pointer)
 from .config import Settings
 from .errors import (AtomicsiteError, ChannelNotFound, ConflictError, HealthCheckFailed, IntegrityError,
                      ObjectNotFound, StoreError, UsageError)
-from .layout import DEFAULT_CHANNEL, channel_key, check_channel, manifest_key
+from .layout import DEFAULT_CHANNEL, channel_key, check_channel
 from .manifest import Manifest, canonical_json, utcnow
 from .stores.base import Store
 from .switchers import SwitchContext, SwitchReport
@@ -94,11 +95,11 @@ def _quiet_manifest(store: Store, version: str | None) -> Manifest | None:
 
 def switch_channel(store: Store, settings: Settings, state: PointerState, manifest: Manifest, *, action: str,
                    message: str | None = None, pinned: bool | None = None,
-                   verify_urls: tuple[str, ...] | None = None, just_committed: bool = False) -> SwitchOutcome:
+                   verify_urls: tuple[str, ...] | None = None) -> SwitchOutcome:
     """CAS the pointer to ``manifest.version``, run switchers, health-check and switch back on failure.
 
-    ``just_committed``: this command wrote the manifest moments ago, so it is the newest version and
-    no prune can have chosen it; the re-check that guards promote against a racing prune is skipped.
+    The caller holds a claim on the version (:class:`atomicsite.claims.VersionClaim`), so no prune
+    deletes it while the pointer moves.
     """
     urls = settings.verify_urls if verify_urls is None else verify_urls
     if urls:
@@ -114,35 +115,12 @@ def switch_channel(store: Store, settings: Settings, state: PointerState, manife
                                  hint="Use URLs of pages the site has (https://host/, https://host/about/).")
     new = next_pointer(state, manifest.version, action=action, message=message, pinned=pinned)
     after = write_pointer(store, state, new)
-    if not just_committed:
-        _still_committed(store, settings, after, state, manifest)
     reports = run_switchers(store, settings, state.channel, manifest, state.version)
     if urls:
         failure = check_urls(urls, manifest, timeout=settings.verify_timeout)
         if failure:
             _switch_back(store, settings, after, state, failure)
     return SwitchOutcome(state.channel, new, state.version, True, reports=reports)
-
-
-def _still_committed(store: Store, settings: Settings, after: PointerState, before: PointerState,
-                     manifest: Manifest) -> None:
-    """After the switch, the manifest must still be there: a prune that raced us between reading it and
-    writing the pointer deletes manifests first, so its absence means the objects may be going too."""
-    try:
-        store.head(manifest_key(manifest.version))
-        return
-    except ObjectNotFound:
-        pass
-    if before.version:
-        back = next_pointer(after, before.version, action="switch-back",
-                            message=f"version {manifest.version} was pruned during the switch",
-                            pinned=before.pointer.pinned if before.pointer else False)
-        write_pointer(store, after, back)
-    raise ConflictError(
-        f"version {manifest.version} was pruned while {before.channel!r} was switched to it; "
-        + (f"switched back to {before.version}." if before.version else "publish it again."),
-        hint="Do not run prune at the same time as publish or promote; re-run the command.",
-    )
 
 
 def _switch_back(store: Store, settings: Settings, after: PointerState, before: PointerState, failure: str):
@@ -204,25 +182,37 @@ def _move(version: str, target, *, channel, settings, action: str, message, pinn
         channel = check_channel(channel or settings.channel)
         state = _state(store, channel, repair)
         resolved = resolve_version(store, version, state)
-        manifest = _committed(store, resolved)
-        p = state.pointer
-        if refuse_pinned and p and p.pinned and p.version != resolved:
-            raise ConflictError(
-                f"channel {channel!r} is pinned to {p.version}; {action} would move it.",
-                hint=f"Run 'atomicsite unpin' first, or 'atomicsite pin {resolved}' to move the pin.",
-            )
-        if p and p.version == resolved:
-            reconcile_live_link(store, channel)
-            if pinned is not None and p.pinned != pinned:
-                new = with_pin(p, pinned, message=message)
-                write_pointer(store, state, new)
-                return SwitchOutcome(channel, new, p.version, False, note=f"pinned to {resolved}")
-            if action == "promote":  # re-applying switchers is how a failed CDN step is retried
-                reports = run_switchers(store, settings, channel, manifest, p.previous)
-                return SwitchOutcome(channel, p, p.version, False, note=f"already serves {resolved}", reports=reports)
-            return SwitchOutcome(channel, p, p.version, False, note=f"already serves {resolved}")
-        return switch_channel(store, settings, state, manifest, action=action, message=message, pinned=pinned,
-                              verify_urls=verify_urls)
+        # Claimed before its manifest is read, until the pointer names it: a concurrent prune spares it
+        # or we stay away from it (atomicsite.claims).
+        with VersionClaim(store, resolved, action, wait=settings.prune.wait_seconds) as claim:
+            manifest = _committed(store, resolved)
+            return _move_to(store, settings, state, manifest, claim, action=action, message=message, pinned=pinned,
+                            refuse_pinned=refuse_pinned, verify_urls=verify_urls)
+
+
+def _move_to(store: Store, settings: Settings, state: PointerState, manifest: Manifest, claim: VersionClaim, *,
+             action: str, message, pinned, refuse_pinned: bool, verify_urls) -> SwitchOutcome:
+    channel, resolved = state.channel, manifest.version
+    p = state.pointer
+    if refuse_pinned and p and p.pinned and p.version != resolved:
+        raise ConflictError(
+            f"channel {channel!r} is pinned to {p.version}; {action} would move it.",
+            hint=f"Run 'atomicsite unpin' first, or 'atomicsite pin {resolved}' to move the pin.",
+        )
+    if p and p.version == resolved:
+        reconcile_live_link(store, channel)
+        if pinned is not None and p.pinned != pinned:
+            new = with_pin(p, pinned, message=message)
+            claim.ensure_held()
+            write_pointer(store, state, new)
+            return SwitchOutcome(channel, new, p.version, False, note=f"pinned to {resolved}")
+        if action == "promote":  # re-applying switchers is how a failed CDN step is retried
+            reports = run_switchers(store, settings, channel, manifest, p.previous)
+            return SwitchOutcome(channel, p, p.version, False, note=f"already serves {resolved}", reports=reports)
+        return SwitchOutcome(channel, p, p.version, False, note=f"already serves {resolved}")
+    claim.ensure_held()
+    return switch_channel(store, settings, state, manifest, action=action, message=message, pinned=pinned,
+                          verify_urls=verify_urls)
 
 
 def promote(version: str, target: str | Store | None = None, *, channel: str | None = None,

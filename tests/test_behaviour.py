@@ -10,6 +10,7 @@ import atomicsite
 from atomicsite.channels import read_pointer
 from atomicsite.errors import (BuildDirError, ChannelNotFound, ConflictError, IntegrityError, ObjectNotFound, UsageError,
                                VersionNotFound)
+from atomicsite.config import PruneSettings
 from atomicsite.headers import IMMUTABLE, REVALIDATE
 from atomicsite.layout import channel_key, manifest_key, object_key
 from atomicsite.stores.base import SHA256_META
@@ -53,7 +54,7 @@ def test_republishing_the_same_build_writes_nothing(rig, tmp_path):
     again = publish(build, counted)
     assert again.version == first.version
     assert again.plan.committed and again.plan.switch == "already-live" and not again.switched
-    assert counted.writes() == []
+    assert counted.writes() == []  # not even a claim: the pointer already protects the version
     assert counted.count("get", "head", "list") <= 3
 
 
@@ -369,21 +370,24 @@ def test_prune_older_than_keeps_young_versions(rig, tmp_path):
     assert sorted(old.deleted_versions) == sorted(versions[:2])
 
 
-def test_a_promote_racing_prune_gets_its_manifest_back(local_rig, tmp_path):
-    """The promote lands between prune deleting manifests and re-reading pointers: prune restores and stops."""
+def test_a_promote_of_a_version_prune_is_deleting_is_refused(local_rig, tmp_path):
+    """The promote comes while prune holds its lease on the version: refused, nothing moves, prune finishes."""
     from atomicsite.errors import ConflictError as Conflict
 
     store = local_rig.store
     versions = publish_versions(site(tmp_path), store, 4)
+    refused = []
 
     def promote_first(op, args):
-        if op == "delete_many" and "manifests" in str(args[0]) and not hasattr(promote_first, "done"):
-            promote_first.done = atomicsite.promote(versions[0], store, settings=SETTINGS)
+        if op == "delete_many" and "manifests" in str(args[0]) and not refused:
+            with pytest.raises(Conflict, match="being deleted by a prune") as exc:
+                atomicsite.promote(versions[0], store, settings=replace(SETTINGS, prune=PruneSettings(wait_seconds=0)))
+            refused.append(exc.value)
 
-    with pytest.raises(Conflict, match="promoted while prune ran"):
-        atomicsite.prune(OpsStore(store, before=promote_first), keep=1, grace=0, settings=SETTINGS)
-    assert live(store) == versions[0]
-    assert atomicsite.verify(versions[0], store, settings=SETTINGS).ok
+    result = atomicsite.prune(OpsStore(store, before=promote_first), keep=1, grace=0, settings=SETTINGS)
+    assert refused and versions[0] in result.deleted_versions
+    assert live(store) == versions[3]
+    assert atomicsite.verify(None, store, settings=SETTINGS).ok
 
 
 def test_history_is_bounded_and_rollback_twice_returns(local_rig, tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,12 +20,12 @@ import atomicsite
 from atomicsite.channels import read_all_pointers
 from atomicsite.errors import AtomicsiteError
 
-from atomicsite.config import Settings
+from atomicsite.config import PruneSettings, Settings
 
 from .helpers import OpsStore, publish_versions
 
 # One transfer at a time, so that "the k-th operation" names the same point on every run.
-SETTINGS = Settings(concurrency=1)
+SETTINGS = replace(Settings(concurrency=1), prune=PruneSettings(wait_seconds=0))
 # The doomed version is the oldest of three: keep=1 keeps the newest, and the live channel's
 # previous version is kept too.
 KEEP = 1
@@ -101,17 +102,13 @@ def interleave(rig, tmp_path, first: str, second: str, *, move: str):
         k += 1
 
 
-# Today's code loses both of these (issue 10): kept failing here, as the record the fix is measured by.
-TODAY = pytest.mark.xfail(strict=True, reason="prune deletes a version a concurrent publish made live")
-
-
-@pytest.mark.parametrize("move", [pytest.param("publish", marks=TODAY), "promote", "pin"])
+@pytest.mark.parametrize("move", ["publish", "promote", "pin"])
 def test_reviving_a_doomed_version_at_every_step_of_prune(rig, tmp_path, move):
     steps = interleave(rig, tmp_path, "prune", move, move=move)
     assert steps > 5
 
 
-@pytest.mark.parametrize("move", ["publish", pytest.param("publish-new", marks=TODAY), "promote"])
+@pytest.mark.parametrize("move", ["publish", "publish-new", "promote"])
 def test_a_whole_prune_at_every_step_of_a_move(rig, tmp_path, move):
     steps = interleave(rig, tmp_path, move, "prune", move=move)
     assert steps > 3
