@@ -42,6 +42,13 @@ def test_ci_run_runs_the_readme_test_command():
     assert "-m venv" in script and "activate" in script
 
 
+def test_ci_run_passes_shellcheck():
+    from .test_github_action import tool
+
+    proc = subprocess.run([tool("shellcheck"), str(ROOT / ".ci" / "run")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout
+
+
 def _stub_python(tmp_path: Path) -> Path:
     """A stand-in for python3 that makes a "virtualenv" whose pip succeeds and whose pytest exits with
     $STUB_PYTEST_RC: it tests .ci/run's own logic (fresh venv, exit codes) in milliseconds. The real
