@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import atomicsite
 from atomicsite.cli import app
 
 from .helpers import FIXTURES, site
@@ -83,7 +86,15 @@ def test_human_output_has_tables_and_a_serve_hint(env, tmp_path, monkeypatch):
     (["promote", "ffffffffffff"], 4, "version_not_found"),
     (["promote", "zz"], 2, "usage"),
     (["rollback"], 4, "channel_not_found"),  # nothing published yet
-    (["status"], 4, "channel_not_found"),
+    (["status"], 4, "target_not_found"),  # an empty target: nothing was ever published there
+    (["versions"], 4, "target_not_found"),
+    (["history"], 4, "target_not_found"),
+    (["channel", "list"], 4, "target_not_found"),
+    (["prune"], 4, "target_not_found"),
+    (["verify"], 4, "target_not_found"),
+    (["status", "--bogus"], 2, "usage"),  # click's own parse errors too, as JSON with --json
+    (["bogus-command"], 2, "usage"),
+    (["publish", ".", "--concurrency", "lots"], 2, "usage"),
     (["channel", "delete", "live"], 2, "usage"),
 ])
 def test_errors_are_one_line_with_documented_exit_codes(env, args, code, kind):
@@ -118,7 +129,7 @@ def test_config_file_and_env_precedence(tmp_path, monkeypatch):
     manifest = json.loads(next((tmp_path / "from-pyproject/_atomicsite/manifests").iterdir()).read_text())
     assert manifest["files"]["index.html"]["cache_control"] == "no-cache"
     monkeypatch.setenv("ATOMICSITE_TARGET", str(tmp_path / "from-env"))
-    assert run_json("status", code=4)["error"] == "channel_not_found"  # env beats the file
+    assert run_json("status", code=4)["error"] == "target_not_found"  # env beats the file
     assert run_json("status", "--target", str(tmp_path / "from-pyproject"))["pointer"]["version"] == out["version"]
     (tmp_path / "atomicsite.toml").write_text('target = "x"\nbogus = 1\n')
     err = run_json("status", code=2)
@@ -256,3 +267,146 @@ def test_conflict_integrity_and_health_exit_codes(tmp_path, monkeypatch):
     health = run_json("promote", v2, "--target", target, "--verify-url", dead, "--config", str(tmp_path / "cf.toml"),
                       code=7)
     assert health["error"] == "health_check_failed" and v1 in health["message"]
+
+
+# --- the first ten minutes (issue 14): a CLI that explains itself -------------------------------
+
+def local_env(monkeypatch, tmp_path):
+    for key in [k for k in os.environ if k.startswith("ATOMICSITE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "80")
+
+
+def test_version_short_help_and_shell_completion():
+    assert run("--version").stdout == f"atomicsite {atomicsite.__version__}\n"
+    assert run("-V").stdout == run("--version").stdout
+    for path in [[], *_command_paths(app)]:
+        short, long = runner.invoke(app, [*path, "-h"]), runner.invoke(app, [*path, "--help"])
+        assert short.exit_code == 0 and short.stdout == long.stdout and "Usage" in short.stdout, path
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATOMICSITE_")}
+    done = subprocess.run([sys.executable, "-m", "atomicsite"], capture_output=True, text=True, timeout=60,
+                          env={**env, "_ATOMICSITE_COMPLETE": "complete_bash", "COMP_WORDS": "atomicsite pr",
+                               "COMP_CWORD": "1"})
+    assert done.stdout.split() == ["promote", "prune"]
+    assert "complete -o" in run("--show-completion", "bash").stdout
+    docs = (ROOT / "docs" / "cli.md").read_text()
+    assert "--install-completion" in docs and "_ATOMICSITE_COMPLETE" in docs
+
+
+def test_metavars_read_like_words():
+    import typer.main
+
+    for path in _command_paths(app):
+        cmd = typer.main.get_command(app)
+        for part in path:
+            cmd = cmd.commands[part]
+        for param in cmd.params:
+            if getattr(param, "is_flag", False) or param.name in ("help",):
+                continue
+            assert param.metavar and re.fullmatch(r"[A-Z][A-Z=]*", param.metavar), (path, param.name, param.metavar)
+        text = runner.invoke(app, [*path, "--help"]).stdout
+        assert not re.search(r"<[a-z]|\{[a-z_]+\}", text), (path, text)
+
+
+def test_switch_lines_name_the_channel_and_say_things_once(tmp_path, monkeypatch):
+    local_env(monkeypatch, tmp_path)
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "index.html").write_text("hello")
+    first = run("publish", str(one)).stdout
+    assert "1 file," in first and "1 files" not in first and "live: now serves" in first
+    v1 = run_json("status")["pointer"]["version"]
+    (one / "index.html").write_text("preview")
+    preview = run("publish", str(one), "-c", "pr-12").stdout
+    assert "pr-12: now serves" in preview and "live:" not in preview
+    again = run("promote", v1).stdout
+    assert again.count(v1) == 1 and "already serves" in again, again
+    dry = run("publish", str(one), "--dry-run", "-c", "pr-12").stdout
+    assert "switch: switch" not in dry and "no switch needed: channel 'pr-12' already serves" in dry
+    assert "would switch: 'live' moves from" in run("publish", str(one), "--dry-run").stdout
+    unpinned = run("unpin").stdout
+    assert unpinned.count(v1) == 1 and "not pinned" in unpinned
+
+
+def test_versions_and_history_fit_80_columns_with_whole_ids(tmp_path, monkeypatch):
+    local_env(monkeypatch, tmp_path)
+    build = site(tmp_path)
+    ids = []
+    for i in range(3):
+        (build / "index.html").write_text(f"v{i}")
+        ids.append(run_json("publish", str(build), "-m", f"release {i}: " + "a long message " * 12)["version"])
+    run("publish", str(build), "-c", "a-rather-long-preview-channel-name")
+    run("pin", ids[0], "-m", "incident " * 20)
+    for command in (["versions"], ["history"], ["channel", "list"]):
+        lines = run(*command).stdout.splitlines()
+        assert max(len(line) for line in lines) <= 80, "\n".join(lines)
+        if command == ["versions"]:
+            assert all(any(v in line for line in lines) for v in ids), lines
+    hist = run("history").stdout
+    assert ids[0] in hist and "just now" in hist
+    full = run_json("history")
+    assert full[0]["at"].endswith("Z") and len(full[0]["version"]) == len(ids[0])  # --json keeps full values
+
+
+def test_verify_lists_missing_and_changed_paths(tmp_path, monkeypatch):
+    local_env(monkeypatch, tmp_path)
+    build = site(tmp_path)
+    version = run_json("publish", str(build))["version"]
+    root = tmp_path / ".atomicsite" / "site" / "v" / version
+    (root / "robots.txt").write_text("tampered")
+    (root / "index.html").unlink()
+    result = run("verify", code=5)
+    assert "missing: index.html" in result.stdout and "changed: robots.txt" in result.stdout
+
+
+def test_version_names_live_current_previous(tmp_path, monkeypatch):
+    """`live` is production (the live channel's version) whatever -c says; `current` is the acting channel's."""
+    local_env(monkeypatch, tmp_path)
+    build = site(tmp_path)
+    prod = run_json("publish", str(build))["version"]
+    (build / "index.html").write_text("staging build")
+    stage = run_json("publish", str(build), "-c", "staging")["version"]
+    assert run_json("diff", "current", "live", "-c", "staging")["a"] == stage
+    assert run_json("verify", "-c", "staging")["version"] == stage  # default: what the channel serves
+    moved = run_json("promote", "live", "-c", "staging")
+    assert moved["channel"] == "staging" and moved["version"] == prod and moved["before"] == stage
+    assert run_json("promote", "previous", "-c", "staging")["version"] == stage
+    docs = (ROOT / "docs" / "cli.md").read_text()
+    assert "promote live --channel staging" in docs
+
+
+def test_serve_flags_are_checked_before_serving(tmp_path, monkeypatch):
+    local_env(monkeypatch, tmp_path)
+    run("publish", str(FIXTURES / "spa"))
+    missing = run_json("serve", "--spa", "/nope.html", code=2)
+    assert missing["error"] == "usage" and "--spa" in missing["message"] and "nope.html" in missing["message"]
+    bad = run_json("serve", "--pointer-ttl", "soon", code=2)
+    assert "--pointer-ttl" in bad["message"]
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_a_signal_during_publish_says_the_site_is_unchanged(tmp_path, sig, code, word):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATOMICSITE_")}
+    target = tmp_path / "site"
+    first = json.loads(subprocess.run([sys.executable, "-m", "atomicsite", "publish", str(FIXTURES / "spa"), "-t",
+                                       str(target), "--json"], capture_output=True, text=True, env=env, timeout=60,
+                                      check=True).stdout)["version"]
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(4000):
+        (big / f"page-{i}.html").write_text(f"page {i}\n" * 50)
+    proc = subprocess.Popen([sys.executable, "-m", "atomicsite", "publish", str(big), "-t", str(target),
+                             "--concurrency", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "transfer" in line:
+            proc.send_signal(sig)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(60) == code, "".join(seen) + rest
+    [message] = [line for line in rest.splitlines() if line.startswith("error: ")]
+    assert f"publish {word}" in message and "'live' is unchanged (still " + first + ")" in message
+    assert "Run the same publish again to resume it." in message and "Traceback" not in rest
+    assert json.loads((target / "_atomicsite" / "channels" / "live.json").read_text())["version"] == first

@@ -309,7 +309,7 @@ def test_rollback_pin_promote_from_a_dispatch_job(gh, tmp_path):
 
 @pytest.mark.parametrize("inputs, code, error", [
     ({"build_dir": "missing"}, 2, "::error title=atomicsite publish failed (exit 2%3A usage)::build dir"),
-    ({"build_dir": ".", "args": "--bogus"}, 2, "::error title=atomicsite publish failed (exit 2%3A usage)::Error: No such option: --bogus"),
+    ({"build_dir": ".", "args": "--bogus"}, 2, "::error title=atomicsite publish failed (exit 2%3A usage)::No such option: --bogus."),
     ({"command": "promote", "version": "ffff"}, 4, "::error title=atomicsite promote failed (exit 4%3A not found)::no version matches"),
     ({"command": "deploy"}, 2, "::error title=atomicsite action%3A bad input::input 'command' is 'deploy'"),
 ])
