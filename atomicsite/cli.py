@@ -111,7 +111,7 @@ _COMMON = {
                                    "Default: $ATOMICSITE_TARGET, then the config file, then ./.atomicsite/site.")),
     "channel": (Optional[str], _opt("--channel", "-c", metavar="NAME", help="Channel to act on (default: live).")),
     "json_output": (bool, typer.Option("--json", help="Print one JSON document instead of human output.")),
-    "config": (Optional[str], _opt("--config", metavar="FILE", help="Config file (default: ./atomicsite.toml, then [tool.atomicsite] in ./pyproject.toml).")),
+    "config": (Optional[str], _opt("--config", metavar="FILE", help="Config file (default: the nearest atomicsite.toml, or pyproject.toml with [tool.atomicsite], here or in a parent directory).")),
     "endpoint_url": (Optional[str], _opt("--endpoint-url", metavar="URL", help="S3-compatible endpoint (MinIO, R2, B2, Ceph).")),
     "region": (Optional[str], _opt("--region", metavar="NAME", help="Bucket region (S3).")),
     "profile": (Optional[str], _opt("--profile", metavar="NAME", help="AWS profile name.")),

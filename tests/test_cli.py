@@ -410,3 +410,40 @@ def test_a_signal_during_publish_says_the_site_is_unchanged(tmp_path, sig, code,
     assert f"publish {word}" in message and "'live' is unchanged (still " + first + ")" in message
     assert "Run the same publish again to resume it." in message and "Traceback" not in rest
     assert json.loads((target / "_atomicsite" / "channels" / "live.json").read_text())["version"] == first
+
+
+def test_config_is_found_walking_up_and_its_target_is_relative_to_it(tmp_path, monkeypatch):
+    local_env(monkeypatch, tmp_path)
+    (tmp_path / "atomicsite.toml").write_text('target = "public-site"\n')
+    deep = tmp_path / "src" / "pages"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    published = run_json("publish", str(FIXTURES / "spa"))
+    assert published["target"] == f"file://{tmp_path / 'public-site'}"
+    assert run_json("status")["pointer"]["version"] == published["version"]
+    (tmp_path / "atomicsite.toml").unlink()
+    (tmp_path / "src" / "pyproject.toml").write_text('[tool.atomicsite]\ntarget = "../public-site"\n')
+    assert run_json("status")["pointer"]["version"] == published["version"]  # the nearest config wins
+
+
+@pytest.mark.parametrize("config, env, flags, named", [
+    ("", {"ATOMICSITE_CHANNEL": "Bad Name"}, [], "ATOMICSITE_CHANNEL"),
+    ("", {"ATOMICSITE_CONCURRENCY": "lots"}, [], "ATOMICSITE_CONCURRENCY"),
+    ("", {}, ["--addressing-style", "sideways"], "--addressing-style"),
+    ("", {}, ["--channel", "Bad!"], "--channel"),
+    ("[prune]\nkeeep = 3\n", {}, [], "atomicsite.toml: [prune] keeep"),
+    ("[prune]\nkeep = 0\n", {}, [], "atomicsite.toml: [prune] keep"),
+    ("[serve]\nportt = 3\n", {}, [], "[serve]: unknown setting 'portt'"),
+    ("[serve]\npointer_ttl = \"soon\"\n", {}, [], "[serve] pointer_ttl"),
+    ("[[headers]]\nmatch = \"*.html\"\ncache = \"x\"\n", {}, [], "headers[0] cache"),
+    ("bogus = 1\n", {}, [], "atomicsite.toml: bogus"),
+    ("addressing_style = \"sideways\"\n", {}, [], "atomicsite.toml: addressing_style"),
+])
+def test_config_errors_name_the_key_variable_or_flag(tmp_path, monkeypatch, config, env, flags, named):
+    """Every table, [serve] included, is checked when any command loads the config."""
+    local_env(monkeypatch, tmp_path)
+    (tmp_path / "atomicsite.toml").write_text(config)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    payload = run_json("status", *flags, code=2)
+    assert payload["error"] == "config" and named in payload["message"], payload
