@@ -196,13 +196,15 @@ def test_serve_command_serves_the_live_version(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATOMICSITE_")}
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "atomicsite", "publish", str(FIXTURES / "spa"), "--target", str(target)],
-                   check=True, capture_output=True, env=env, timeout=60)
+    published = json.loads(subprocess.run(
+        [sys.executable, "-m", "atomicsite", "publish", str(FIXTURES / "spa"), "--target", str(target), "--json"],
+        check=True, capture_output=True, env=env, timeout=60).stdout)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "atomicsite", "serve", "--target", str(target), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "atomicsite", "serve", "--target", str(target), "--port", str(port),
+                             "--pointer-ttl", "2s", "--spa", "/index.html"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -219,6 +221,8 @@ def test_serve_command_serves_the_live_version(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+    # the target as the same URL publish printed (not the relative path that was typed)
+    assert f"serving 'live' of {published['target']} on http://127.0.0.1:{port}" in proc.stderr.read()
 
 
 def test_target_that_cannot_be_written_is_access_denied(tmp_path, monkeypatch):
