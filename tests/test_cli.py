@@ -451,3 +451,40 @@ def test_config_errors_name_the_key_variable_or_flag(tmp_path, monkeypatch, conf
         monkeypatch.setenv(key, value)
     payload = run_json("status", *flags, code=2)
     assert payload["error"] == "config" and named in payload["message"], payload
+
+
+def _doc_sections() -> dict[str, str]:
+    """docs/cli.md split by its '## atomicsite COMMAND' headings; '' holds everything before them."""
+    text = (ROOT / "docs" / "cli.md").read_text()
+    parts = re.split(r"^## (atomicsite [^\n]*)$", text, flags=re.M)
+    sections = {"": parts[0]}
+    for heading, body in zip(parts[1::2], parts[2::2]):
+        words = [w for w in heading.split()[1:] if re.fullmatch(r"[a-z][a-z-]*", w)]
+        sections[" ".join(words)] = body
+    return sections
+
+
+def test_every_option_of_every_command_is_documented():
+    """docs/cli.md cannot drift from the typer app: each command's own options (long and short forms)
+    are in its section, the options every command takes in the shared table, the root's at the top."""
+    import typer.main
+
+    sections = _doc_sections()
+    root = typer.main.get_command(app)
+    common = {opt for p in root.commands["status"].params for opt in p.opts}  # status has only the shared ones
+    for param in root.params:
+        for opt in param.opts + param.secondary_opts:
+            assert f"`{opt}" in sections[""], f"root option {opt} is not in docs/cli.md"
+    missing = []
+    for path in _command_paths(app):
+        cmd = root
+        for part in path:
+            cmd = cmd.commands[part]
+        name = " ".join(path)
+        assert name in sections, f"docs/cli.md has no '## atomicsite {name}' section"
+        for param in cmd.params:
+            if param.param_type_name != "option" or param.name == "help":
+                continue
+            where = sections[""] if any(o in common for o in param.opts) else sections[name]
+            missing += [f"{name} {opt}" for opt in param.opts + param.secondary_opts if f"`{opt}" not in where]
+    assert not missing, f"options missing from docs/cli.md: {missing}"
