@@ -488,3 +488,24 @@ def test_every_option_of_every_command_is_documented():
             where = sections[""] if any(o in common for o in param.opts) else sections[name]
             missing += [f"{name} {opt}" for opt in param.opts + param.secondary_opts if f"`{opt}" not in where]
     assert not missing, f"options missing from docs/cli.md: {missing}"
+
+
+def test_interrupt_messages_say_what_state_each_step_leaves():
+    from atomicsite.interrupt import PublishState, Stopped, interrupted
+
+    def say(command, stage=None):
+        state = PublishState(stage, "pr-12", "2222222222222222", "1111111111111111") if stage else None
+        return interrupted(command, KeyboardInterrupt(), state)
+
+    assert "nothing was changed" in str(say("versions"))
+    for stage in (None, "scan", "plan"):
+        assert "nothing was written; 'pr-12' is unchanged" in str(say("publish", stage)) or stage is None
+    for stage in ("transfer", "verify", "commit"):
+        text = str(say("publish", stage))
+        assert f"during {stage}" in text and "'pr-12' is unchanged (still 1111111111111111)" in text
+    switching = str(say("publish", "switch"))
+    assert "either 1111111111111111 or 2222222222222222, never a mix" in switching and "atomicsite status" in switching
+    assert "either the version it had or the one asked for" in str(say("rollback"))
+    assert "run 'atomicsite prune' again" in str(say("prune")).lower()
+    term = interrupted("publish", Stopped(), None)
+    assert term.exit_code == 143 and term.kind == "terminated" and say("status").exit_code == 130
