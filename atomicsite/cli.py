@@ -212,7 +212,7 @@ def publish_cmd(
         progress.close()
     inv.show(result, report.publish_result)
     if not inv.json and not dry_run and result.switched:
-        report.serve_hint(result.target)
+        report.serve_hint(result.target, result.plan.channel)
 
 
 @command(app, "promote")

@@ -189,10 +189,14 @@ def _after(reports) -> None:
         out.print(f"  {r.switcher}: {'ok' if r.ok else 'FAILED'} {escape(r.detail)}")
 
 
-def serve_hint(target: str) -> None:
-    if target.startswith("file://"):
+def serve_hint(target: str, channel: str = "live") -> None:
+    if not target.startswith("file://"):
+        return
+    if channel == "live":  # `current` follows the live channel only
         root = target[len("file://"):]
         out.print(f"[dim]serve it: python -m http.server -d {root}/current 8000   (or: atomicsite serve)[/]")
+    else:
+        out.print(f"[dim]serve it: atomicsite serve --channel {channel}[/]")
 
 
 def switch_outcome(outcome) -> None:

@@ -324,6 +324,7 @@ def test_switch_lines_name_the_channel_and_say_things_once(tmp_path, monkeypatch
     (one / "index.html").write_text("preview")
     preview = run("publish", str(one), "-c", "pr-12").stdout
     assert "pr-12: now serves" in preview and "live:" not in preview
+    assert "atomicsite serve --channel pr-12" in preview and "current" not in preview  # current is live's
     again = run("promote", v1).stdout
     assert again.count(v1) == 1 and "already serves" in again, again
     dry = run("publish", str(one), "--dry-run", "-c", "pr-12").stdout
