@@ -8,28 +8,95 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import typing
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+
+try:
+    from typer._click import exceptions as click  # recent typer vendors its own click: catch its exceptions
+except ImportError:  # pragma: no cover - older typer on the real click
+    from click import exceptions as click
 
 import atomicsite
 
 from . import report
 from .config import Settings, load_settings, parse_duration, with_cloudfront_flags
-from .errors import AtomicsiteError
+from .errors import EXIT_USAGE, AtomicsiteError, UsageError
+from .interrupt import PublishState, install_sigterm_handler, interrupted
+
+
+class _Group(TyperGroup):
+    """The root command: click's own parse errors ("no such option") become our one-line usage error,
+    as JSON when ``--json`` is among the arguments, with the documented usage exit code."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "atomicsite"
+            report.error(UsageError(exc.format_message(), hint=f"See '{where} --help'."), as_json="--json" in argv)
+            sys.exit(EXIT_USAGE)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            report.err.print("Aborted.")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+class _Command(TyperCommand):
+    """Arguments shown by their metavar alone (``VERSION``, ``[VERSION]`` when optional), as options are,
+    instead of typer's ``{version}`` / ``<str>`` decorations."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.param_type_name == "argument":
+                word = param.metavar or param.name.upper()
+                param._usage_display_name = (lambda w=word, p=param: w if p.required else f"[{w}]")
+                param._rich_display_name = (lambda w=word: w)
+                param.display_type_rich = (lambda ctx: None)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"atomicsite {atomicsite.__version__}")
+        raise typer.Exit(0)
+
 
 app = typer.Typer(
+    cls=_Group,
     name="atomicsite",
     help="Atomic static site deploys to your own bucket: publish, promote, pin, rollback.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-channel_app = typer.Typer(help="List and delete channels (live, previews).", no_args_is_help=True)
-edge_app = typer.Typer(help="CDN edge code (CloudFront Functions).", no_args_is_help=True)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", "-V", is_eager=True, callback=_version,
+                                          help="Print the version and exit.")] = False,
+):
+    """Atomic static site deploys to your own bucket: publish, promote, pin, rollback."""
+
+
+channel_app = typer.Typer(name="channel", help="List and delete channels (live, previews).", no_args_is_help=True)
+edge_app = typer.Typer(name="edge", help="CDN edge code (CloudFront Functions).", no_args_is_help=True)
 app.add_typer(channel_app, name="channel")
 app.add_typer(edge_app, name="edge")
 
@@ -40,26 +107,28 @@ def _opt(*names: str, help: str, **kw):
 
 # Options every command takes, added to each command's signature by @command.
 _COMMON = {
-    "target": (Optional[str], _opt("--target", "-t", help="s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, file:///PATH or a path. "
+    "target": (Optional[str], _opt("--target", "-t", metavar="URL", help="s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, file:///PATH or a path. "
                                    "Default: $ATOMICSITE_TARGET, then the config file, then ./.atomicsite/site.")),
-    "channel": (Optional[str], _opt("--channel", "-c", help="Channel to act on (default: live).")),
+    "channel": (Optional[str], _opt("--channel", "-c", metavar="NAME", help="Channel to act on (default: live).")),
     "json_output": (bool, typer.Option("--json", help="Print one JSON document instead of human output.")),
-    "config": (Optional[str], _opt("--config", help="Config file (default: ./atomicsite.toml, then [tool.atomicsite] in ./pyproject.toml).")),
-    "endpoint_url": (Optional[str], _opt("--endpoint-url", help="S3-compatible endpoint (MinIO, R2, B2, Ceph).")),
-    "region": (Optional[str], _opt("--region", help="Bucket region (S3).")),
-    "profile": (Optional[str], _opt("--profile", help="AWS profile name.")),
-    "addressing_style": (Optional[str], _opt("--addressing-style", help="S3 addressing: auto, path or virtual.")),
-    "project": (Optional[str], _opt("--project", help="Google Cloud project (GCS).")),
-    "concurrency": (Optional[int], _opt("--concurrency", help="Parallel transfers (default 32).", min=1)),
+    "config": (Optional[str], _opt("--config", metavar="FILE", help="Config file (default: the nearest atomicsite.toml, or pyproject.toml with [tool.atomicsite], here or in a parent directory).")),
+    "endpoint_url": (Optional[str], _opt("--endpoint-url", metavar="URL", help="S3-compatible endpoint (MinIO, R2, B2, Ceph).")),
+    "region": (Optional[str], _opt("--region", metavar="NAME", help="Bucket region (S3).")),
+    "profile": (Optional[str], _opt("--profile", metavar="NAME", help="AWS profile name.")),
+    "addressing_style": (Optional[str], _opt("--addressing-style", metavar="STYLE", help="S3 addressing: auto, path or virtual.")),
+    "project": (Optional[str], _opt("--project", metavar="ID", help="Google Cloud project (GCS).")),
+    "concurrency": (Optional[int], _opt("--concurrency", metavar="N", help="Parallel transfers (default 32).", min=1)),
     "allow_unsafe_cas": (Optional[bool], _opt("--allow-unsafe-cas", help="Switch even on a store that ignores conditional writes (lost updates possible).")),
-    "cloudfront": (Optional[list[str]], _opt("--cloudfront", help="KEY=VALUE over the [cloudfront] config table, e.g. distribution_id=E2Q…, wait=true. Repeatable.")),
+    "cloudfront": (Optional[list[str]], _opt("--cloudfront", metavar="KEY=VALUE", help="KEY=VALUE over the [cloudfront] config table, e.g. distribution_id=E2Q…, wait=true. Repeatable.")),
 }
 
 
 class Invocation:
     """One command run: its settings, its output mode, and the single place errors become exit codes."""
 
-    def __init__(self, common: dict):
+    def __init__(self, name: str, common: dict):
+        self.name = name
+        self.publish_state = PublishState()  # publish fills it in, so an interrupt can say where it stopped
         self.json = bool(common.pop("json_output"))
         self.config = common.pop("config")
         self.cloudfront = common.pop("cloudfront") or []
@@ -83,9 +152,10 @@ class Invocation:
         except AtomicsiteError as exc:
             report.error(exc, as_json=self.json)
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            report.err.print("interrupted: the live site is unchanged unless the switch step had finished.")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupt.Stopped)
+            error = interrupted(self.name, exc, self.publish_state)
+            report.error(error, as_json=self.json)
+            raise typer.Exit(error.exit_code) from None
 
     def show(self, value, human) -> None:
         if self.json:
@@ -96,6 +166,8 @@ class Invocation:
 
 def command(parent: typer.Typer, name: str):
     """Register ``fn(..., inv: Invocation)`` as a command taking the common options too."""
+
+    qualified = f"{parent.info.name} {name}" if parent is not app else name
 
     def deco(fn):
         sig = inspect.signature(fn)
@@ -109,11 +181,11 @@ def command(parent: typer.Typer, name: str):
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            inv = Invocation({k: kwargs.pop(k) for k in _COMMON})
+            inv = Invocation(qualified, {k: kwargs.pop(k) for k in _COMMON})
             return inv.run(lambda: fn(*args, inv=inv, **kwargs))
 
         wrapper.__signature__ = sig.replace(parameters=own + extra)
-        parent.command(name)(wrapper)
+        parent.command(name, cls=_Command)(wrapper)
         return fn
 
     return deco
@@ -121,18 +193,18 @@ def command(parent: typer.Typer, name: str):
 
 @command(app, "publish")
 def publish_cmd(
-    build_dir: Annotated[Path, typer.Argument(help="The build folder to publish (e.g. ./dist).", show_default=False)],
+    build_dir: Annotated[Path, typer.Argument(metavar="DIR", help="The build folder to publish (e.g. ./dist).", show_default=False)],
     no_promote: Annotated[bool, typer.Option("--no-promote", help="Upload and commit, but do not switch the channel.")] = False,
-    message: Annotated[Optional[str], _opt("--message", "-m", help="Note recorded in the manifest and the channel history.")] = None,
+    message: Annotated[Optional[str], _opt("--message", "-m", metavar="TEXT", help="Note recorded in the manifest and the channel history.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan, with a reason per file; write nothing.")] = False,
-    verify_url: Annotated[Optional[list[str]], _opt("--verify-url", help="After switching, fetch URL until it serves the new version; switch back if not in time. Repeatable.")] = None,
+    verify_url: Annotated[Optional[list[str]], _opt("--verify-url", metavar="URL", help="After switching, fetch URL until it serves the new version; switch back if not in time. Repeatable.")] = None,
     *,
     inv: Invocation,
 ):
-    """Publish BUILD_DIR as a new immutable version and switch the channel to it."""
+    """Publish DIR as a new immutable version and switch the channel to it."""
     if verify_url:
         inv.with_settings(verify_urls=tuple(verify_url))
-    progress = report.PublishProgress(enabled=not inv.json)
+    progress = report.PublishProgress(enabled=not inv.json, state=inv.publish_state)
     try:
         result = atomicsite.publish(build_dir, channel=inv.settings.channel, promote=not no_promote, message=message,
                                     dry_run=dry_run, settings=inv.settings, events=progress.events())
@@ -140,15 +212,15 @@ def publish_cmd(
         progress.close()
     inv.show(result, report.publish_result)
     if not inv.json and not dry_run and result.switched:
-        report.serve_hint(result.target)
+        report.serve_hint(result.target, result.plan.channel)
 
 
 @command(app, "promote")
 def promote_cmd(
-    version: Annotated[str, typer.Argument(help="Version id, unique prefix, or 'previous'.", show_default=False)],
-    message: Annotated[Optional[str], _opt("--message", "-m", help="Why; kept in the history.")] = None,
+    version: Annotated[str, typer.Argument(metavar="VERSION", help="Version id, unique prefix, 'previous', 'current' or 'live' (docs/cli.md).", show_default=False)],
+    message: Annotated[Optional[str], _opt("--message", "-m", metavar="TEXT", help="Why; kept in the history.")] = None,
     repair: Annotated[bool, typer.Option("--repair", help="Replace a corrupt channel pointer.")] = False,
-    verify_url: Annotated[Optional[list[str]], _opt("--verify-url", help="Health-check URL after the switch (repeatable).")] = None,
+    verify_url: Annotated[Optional[list[str]], _opt("--verify-url", metavar="URL", help="Health-check URL after the switch (repeatable).")] = None,
     *,
     inv: Invocation,
 ):
@@ -160,8 +232,8 @@ def promote_cmd(
 
 @command(app, "pin")
 def pin_cmd(
-    version: Annotated[str, typer.Argument(help="Version id, unique prefix, or 'previous'.", show_default=False)],
-    message: Annotated[Optional[str], _opt("--message", "-m", help="Why; kept in the history.")] = None,
+    version: Annotated[str, typer.Argument(metavar="VERSION", help="Version id, unique prefix, 'previous', 'current' or 'live' (docs/cli.md).", show_default=False)],
+    message: Annotated[Optional[str], _opt("--message", "-m", metavar="TEXT", help="Why; kept in the history.")] = None,
     *,
     inv: Invocation,
 ):
@@ -171,7 +243,7 @@ def pin_cmd(
 
 @command(app, "unpin")
 def unpin_cmd(
-    message: Annotated[Optional[str], _opt("--message", "-m", help="Why; kept in the history.")] = None,
+    message: Annotated[Optional[str], _opt("--message", "-m", metavar="TEXT", help="Why; kept in the history.")] = None,
     *,
     inv: Invocation,
 ):
@@ -181,8 +253,8 @@ def unpin_cmd(
 
 @command(app, "rollback")
 def rollback_cmd(
-    to: Annotated[Optional[str], _opt("--to", help="Version to roll back to (default: the previous live one).")] = None,
-    message: Annotated[Optional[str], _opt("--message", "-m", help="Why; kept in the history.")] = None,
+    to: Annotated[Optional[str], _opt("--to", metavar="VERSION", help="Version to roll back to (default: the previous live one).")] = None,
+    message: Annotated[Optional[str], _opt("--message", "-m", metavar="TEXT", help="Why; kept in the history.")] = None,
     *,
     inv: Invocation,
 ):
@@ -211,8 +283,8 @@ def history_cmd(*, inv: Invocation):
 
 @command(app, "diff")
 def diff_cmd(
-    a: Annotated[str, typer.Argument(help="From version (id, prefix, previous, live).", show_default=False)],
-    b: Annotated[str, typer.Argument(help="To version.", show_default=False)],
+    a: Annotated[str, typer.Argument(metavar="A", help="From version (id, prefix, previous, current, live).", show_default=False)],
+    b: Annotated[str, typer.Argument(metavar="B", help="To version.", show_default=False)],
     *,
     inv: Invocation,
 ):
@@ -222,7 +294,7 @@ def diff_cmd(
 
 @command(app, "verify")
 def verify_cmd(
-    version: Annotated[Optional[str], typer.Argument(help="Version (default: the live one).", show_default=False)] = None,
+    version: Annotated[Optional[str], typer.Argument(metavar="VERSION", help="Version (default: the one the channel serves).", show_default=False)] = None,
     *,
     inv: Invocation,
 ):
@@ -242,9 +314,9 @@ def raise_exit(exc: AtomicsiteError, inv: Invocation):
 
 @command(app, "prune")
 def prune_cmd(
-    keep: Annotated[Optional[int], _opt("--keep", help="Keep the N newest versions (default 10).", min=1)] = None,
-    older_than: Annotated[Optional[str], _opt("--older-than", help="Only delete versions older than this (30d, 12h).")] = None,
-    grace: Annotated[Optional[str], _opt("--grace", help="Leave partial uploads younger than this (default 24h).")] = None,
+    keep: Annotated[Optional[int], _opt("--keep", metavar="N", help="Keep the N newest versions (default 10).", min=1)] = None,
+    older_than: Annotated[Optional[str], _opt("--older-than", metavar="AGE", help="Only delete versions older than this (30d, 12h).")] = None,
+    grace: Annotated[Optional[str], _opt("--grace", metavar="AGE", help="Leave partial uploads younger than this (default 24h).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Allow deleting more versions than the safety limit.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be deleted; delete nothing.")] = False,
     *,
@@ -267,7 +339,7 @@ def channel_list_cmd(*, inv: Invocation):
 
 @command(channel_app, "delete")
 def channel_delete_cmd(
-    name: Annotated[str, typer.Argument(help="Channel to delete (not 'live').", show_default=False)],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Channel to delete (not 'live').", show_default=False)],
     *,
     inv: Invocation,
 ):
@@ -279,10 +351,10 @@ def channel_delete_cmd(
 
 @command(app, "serve")
 def serve_cmd(
-    host: Annotated[Optional[str], _opt("--host", help="Address to listen on (default 127.0.0.1; [serve] host).")] = None,
-    port: Annotated[Optional[int], _opt("--port", help="Port (default 8000; [serve] port).", min=0, max=65535)] = None,
-    pointer_ttl: Annotated[Optional[float], _opt("--pointer-ttl", help="Seconds a pointer is cached: a switch reaches every replica within it (default 1).")] = None,
-    spa: Annotated[Optional[str], _opt("--spa", help="Serve this page (e.g. /index.html) for unknown HTML paths.")] = None,
+    host: Annotated[Optional[str], _opt("--host", metavar="ADDRESS", help="Address to listen on (default 127.0.0.1; [serve] host).")] = None,
+    port: Annotated[Optional[int], _opt("--port", metavar="PORT", help="Port (default 8000; [serve] port).", min=0, max=65535)] = None,
+    pointer_ttl: Annotated[Optional[str], _opt("--pointer-ttl", metavar="SECONDS", help="How long a pointer is cached (seconds, or 2s, 1m): a switch reaches every replica within it (default 1).")] = None,
+    spa: Annotated[Optional[str], _opt("--spa", metavar="PATH", help="Serve this page (e.g. /index.html) for unknown HTML paths; it must exist in the served version.")] = None,
     no_skew_protection: Annotated[bool, typer.Option("--no-skew-protection", help="Always serve live, even to pages loaded from an older version.")] = False,
     *,
     inv: Invocation,
@@ -290,10 +362,14 @@ def serve_cmd(
     """Serve the channel's current version over HTTP, following the pointer (an ASGI app under uvicorn)."""
     from .serve import create_app, run
 
+    ttl = parse_duration(pointer_ttl, where="--pointer-ttl") if pointer_ttl is not None else None
     router = create_app(inv.settings.target_or_default, settings=inv.settings, channel=inv.settings.channel,
-                        pointer_ttl=pointer_ttl, spa_fallback=spa, skew_protection=False if no_skew_protection else None)
+                        pointer_ttl=ttl, spa_fallback=spa, skew_protection=False if no_skew_protection else None)
+    if router.config.spa_fallback:
+        atomicsite.query.check_page(router.store, router.config.spa_fallback, channel=router.config.channel,
+                                    where="--spa" if spa is not None else "[serve] spa_fallback")
     if not inv.json:
-        report.err.print(f"serving {router.config.channel!r} of {inv.settings.target_or_default} "
+        report.err.print(f"serving {router.config.channel!r} of {router.store.url} "
                          f"on http://{host or router.config.host}:{port if port is not None else router.config.port}")
     run(router, host=host, port=port)
 
@@ -317,6 +393,7 @@ def edge_cloudfront_function_cmd(
 
 
 def main() -> None:
+    install_sigterm_handler()
     app(prog_name="atomicsite")
 
 

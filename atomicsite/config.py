@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .headers import HeaderRule
 from .layout import DEFAULT_CHANNEL, check_channel
 from .scan import DEFAULT_IGNORE
@@ -46,6 +46,7 @@ class Settings:
     cloudfront: Any = None  # atomicsite.cdn.cloudfront.CloudFrontSettings, from the [cloudfront] table
     verify_urls: tuple[str, ...] = ()
     verify_timeout: float = 120.0
+    serve: Any = None  # atomicsite.serve.config.ServeConfig from the [serve] table, validated at load
     config_file: str | None = None
 
     @property
@@ -53,15 +54,12 @@ class Settings:
         return self.target or DEFAULT_TARGET
 
     def with_overrides(self, **flags) -> Settings:
-        """Flags win: ``settings.with_overrides(target="s3://b/p")``; None means 'not given'."""
+        """Flags win: ``settings.with_overrides(target="s3://b/p")``; None means 'not given'.
+
+        Validated like the other sources; an error names the flag (``--addressing-style``).
+        """
         given = {k: v for k, v in flags.items() if v is not None}
-        store_keys = {k: given.pop(k) for k in list(given) if k in StoreOptions.__dataclass_fields__}
-        out = replace(self, **given)
-        if store_keys:
-            out = replace(out, store=replace(out.store, **store_keys))
-        if "concurrency" in given:
-            out = replace(out, store=replace(out.store, max_workers=out.concurrency))
-        return _validated(out, "flag")
+        return _apply(self, given, _Source("flag")) if given else self
 
 
 def with_cloudfront_flags(settings: Settings, pairs: list[str]) -> Settings:
@@ -114,20 +112,23 @@ def parse_duration(text: str | int | float, *, where: str) -> float:
 
 
 def find_config_file(cwd: Path, explicit: str | None = None) -> tuple[Path, dict] | None:
+    """The config: ``explicit`` if given, else the nearest ``atomicsite.toml`` or ``pyproject.toml``
+    with a ``[tool.atomicsite]`` table in ``cwd`` or a parent directory (like git finds its repo)."""
     if explicit:
-        path = Path(explicit)
+        path = Path(explicit).absolute()
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist", hint="Fix --config / ATOMICSITE_CONFIG.")
         data = _read_toml(path)
         return path, (_tool_table(data, path) or {} if path.name == "pyproject.toml" else data)
-    own = cwd / "atomicsite.toml"
-    if own.is_file():
-        return own, _read_toml(own)
-    py = cwd / "pyproject.toml"
-    if py.is_file():
-        table = _tool_table(_read_toml(py), py)
-        if table is not None:
-            return py, table
+    for here in [cwd.absolute(), *cwd.absolute().parents]:
+        own = here / "atomicsite.toml"
+        if own.is_file():
+            return own, _read_toml(own)
+        py = here / "pyproject.toml"
+        if py.is_file():
+            table = _tool_table(_read_toml(py), py)
+            if table is not None:
+                return py, table
     return None
 
 
@@ -173,19 +174,51 @@ def _int(value, where: str, minimum: int = 0) -> int:
     return n
 
 
-def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> Settings:
+@dataclass(frozen=True)
+class _Source:
+    """Where values come from, so every error names exactly what the user wrote."""
+
+    kind: str  # "file", "env" or "flag"
+    path: Path | None = None
+    table: str = ""  # "tool.atomicsite" inside pyproject.toml
+
+    def name(self, key: str, sub: str | None = None) -> str:
+        """``ATOMICSITE_CHANNEL``, ``--addressing-style``, ``atomicsite.toml: [prune] keep``."""
+        if self.kind == "env":
+            return f"ATOMICSITE_{key.upper()}"
+        if self.kind == "flag":
+            return {"verify_urls": "--verify-url"}.get(key, "--" + key.replace("_", "-"))
+        if sub is None:
+            return f"{self.path}: " + (f"[{self.table}] " if self.table else "") + key
+        return f"{self.path}: [{self.table + '.' if self.table else ''}{key}] {sub}"
+
+    def resolve_target(self, value: str) -> str:
+        """A relative path in a config file is relative to that file, not to where the command runs."""
+        if self.kind != "file" or "://" in value or Path(value).expanduser().is_absolute():
+            return value
+        return str(self.path.parent / value)
+
+
+_PRUNE_KEYS = ("keep", "grace", "max_delete", "wait")
+
+
+def _apply(settings: Settings, values: Mapping[str, Any], source: _Source) -> Settings:
     """Fold one source's values (already with canonical key names) into settings."""
-
-    def where(key: str) -> str:
-        return f"{origin} {key}"
-
+    where = source.name
     store = settings.store
     out: dict[str, Any] = {}
     for key, value in values.items():
         if key not in _TOP_KEYS:
-            raise ConfigError(f"{origin}: unknown setting {key!r}", hint=f"Known settings: {', '.join(sorted(_TOP_KEYS))}.")
-        if key in ("target", "channel"):
-            out[key] = str(value)
+            raise ConfigError(f"{where(key)}: unknown setting", hint=f"Known settings: {', '.join(sorted(_TOP_KEYS))}.")
+        if key == "target":
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{where(key)}: must be a URL or a path, got {value!r}")
+            out[key] = source.resolve_target(value)
+        elif key == "channel":
+            try:
+                out[key] = check_channel(str(value))
+            except UsageError as exc:
+                raise ConfigError(f"{where(key)}: {exc.message}", hint=exc.hint) from None
         elif key in ("endpoint_url", "region", "profile", "project"):
             store = replace(store, **{key: str(value)})
         elif key == "addressing_style":
@@ -210,21 +243,27 @@ def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> Settin
         elif key == "headers":
             out["rules"] = _header_rules(value, where(key))
         elif key == "prune":
-            out[key] = _prune(value, where(key), settings.prune)
+            out[key] = _prune(value, source, settings.prune)
         elif key == "cloudfront":
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{where(key)}: must be a table")
             from .cdn.cloudfront import CloudFrontSettings  # validated now, before any upload
 
-            out[key] = CloudFrontSettings.from_mapping(value)
+            try:
+                out[key] = CloudFrontSettings.from_mapping(value)
+            except ConfigError as exc:
+                raise ConfigError(f"{where(key)}: {exc.message}", hint=exc.hint) from None
         elif key == "verify_urls":
-            if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
+            if not isinstance(value, (list, tuple)) or not all(isinstance(u, str) for u in value):
                 raise ConfigError(f"{where(key)}: must be a list of URLs")
             out[key] = tuple(value)
         elif key == "verify_timeout":
             out[key] = parse_duration(value, where=where(key))
-        # "serve" is read by atomicsite.serve
-    return _validated(replace(settings, store=store, **out), origin)
+        elif key == "serve":
+            from .serve.config import ServeConfig  # validated now: a typo fails every command, not just serve
+
+            out[key] = ServeConfig.from_mapping(value, where=source.name(key, "").rstrip())
+    return _validated(replace(settings, store=store, **out), "settings")
 
 
 def _header_rules(value, where: str) -> tuple[HeaderRule, ...]:
@@ -232,8 +271,11 @@ def _header_rules(value, where: str) -> tuple[HeaderRule, ...]:
         raise ConfigError(f"{where}: must be a list of tables like {{ match = '*.html', cache_control = '...' }}")
     rules = []
     for i, item in enumerate(value):
-        if not isinstance(item, Mapping) or set(item) - {"match", "content_type", "cache_control"}:
-            raise ConfigError(f"{where}[{i}]: a rule has keys match, content_type, cache_control only")
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{where}[{i}]: must be a table with match, content_type, cache_control")
+        unknown = sorted(set(item) - {"match", "content_type", "cache_control"})
+        if unknown:
+            raise ConfigError(f"{where}[{i}] {unknown[0]}: unknown key", hint="A rule has keys match, content_type, cache_control.")
         try:
             rules.append(HeaderRule(str(item.get("match", "")), item.get("content_type"), item.get("cache_control")))
         except ConfigError as exc:
@@ -241,14 +283,17 @@ def _header_rules(value, where: str) -> tuple[HeaderRule, ...]:
     return tuple(rules)
 
 
-def _prune(value, where: str, current: PruneSettings) -> PruneSettings:
-    if not isinstance(value, Mapping) or set(value) - {"keep", "grace", "max_delete", "wait"}:
-        raise ConfigError(f"{where}: a table with keep, grace, max_delete, wait")
+def _prune(value, source: _Source, current: PruneSettings) -> PruneSettings:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{source.name('prune')}: must be a table with {', '.join(_PRUNE_KEYS)}")
+    unknown = sorted(set(value) - set(_PRUNE_KEYS))
+    if unknown:
+        raise ConfigError(f"{source.name('prune', unknown[0])}: unknown key", hint=f"[prune] has {', '.join(_PRUNE_KEYS)}.")
     return PruneSettings(
-        keep=_int(value.get("keep", current.keep), f"{where}.keep", 1),
-        grace_seconds=parse_duration(value.get("grace", current.grace_seconds), where=f"{where}.grace"),
-        max_delete=_int(value.get("max_delete", current.max_delete), f"{where}.max_delete", 1),
-        wait_seconds=parse_duration(value.get("wait", current.wait_seconds), where=f"{where}.wait"),
+        keep=_int(value.get("keep", current.keep), source.name("prune", "keep"), 1),
+        grace_seconds=parse_duration(value.get("grace", current.grace_seconds), where=source.name("prune", "grace")),
+        max_delete=_int(value.get("max_delete", current.max_delete), source.name("prune", "max_delete"), 1),
+        wait_seconds=parse_duration(value.get("wait", current.wait_seconds), where=source.name("prune", "wait")),
     )
 
 
@@ -269,8 +314,9 @@ def load_settings(*, cwd: Path | None = None, env: Mapping[str, str] | None = No
     found = find_config_file(cwd, config_file or env.get("ATOMICSITE_CONFIG"))
     if found:
         path, table = found
-        settings = replace(_apply(settings, table, str(path)), config_file=str(path))
+        source = _Source("file", path, "tool.atomicsite" if path.name == "pyproject.toml" else "")
+        settings = replace(_apply(settings, table, source), config_file=str(path))
     from_env = {canon: env[f"ATOMICSITE_{name}"] for name, canon in _ENV.items() if env.get(f"ATOMICSITE_{name}")}
     if from_env:
-        settings = _apply(settings, from_env, "environment ATOMICSITE_*")
+        settings = _apply(settings, from_env, _Source("env"))
     return settings

@@ -15,6 +15,8 @@ Exit codes (documented in docs/cli.md):
 5     integrity: corrupt pointer or manifest, incomplete version, verify mismatch
 6     access: denied credentials, target not writable
 7     health check failed after a switch (the switch was undone)
+130   interrupted (Ctrl-C); the message says what state the site is in
+143   terminated (SIGTERM); likewise
 ====  ===========================================================================
 """
 
@@ -28,6 +30,8 @@ EXIT_NOT_FOUND = 4
 EXIT_INTEGRITY = 5
 EXIT_ACCESS = 6
 EXIT_HEALTH = 7
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 class AtomicsiteError(Exception):
@@ -109,6 +113,12 @@ class ChannelNotFound(NotFound):
 
 class BucketNotFound(NotFound):
     kind = "bucket_not_found"
+
+
+class TargetNotFound(NotFound):
+    """A read command was pointed at a target where nothing was ever published (a typo, the wrong dir)."""
+
+    kind = "target_not_found"
 
 
 class IntegrityError(AtomicsiteError):

@@ -144,7 +144,7 @@ def prune(target: str | Store | None = None, *, keep: int | None = None, older_t
           grace: float | None = None, force: bool = False, dry_run: bool = False,
           settings: Settings | None = None) -> PruneResult:
     """Delete old versions and stale partial uploads: ``prune("s3://b/site", keep=5)``."""
-    with opened(target, settings) as (store, settings):
+    with opened(target, settings, must_exist=True) as (store, settings):
         keep = settings.prune.keep if keep is None else keep
         if keep < 1:
             raise UsageError("--keep must be at least 1.")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from .channels import read_all_pointers, read_pointer
 from .config import Settings
-from .errors import ChannelNotFound, IntegrityError, ObjectNotFound
+from .errors import ChannelNotFound, IntegrityError, ObjectNotFound, UsageError
 from .layout import check_channel, object_key, version_prefix
 from .manifest import Manifest
 from .stores.base import Store
@@ -37,7 +37,7 @@ def _summary(m: Manifest) -> dict:
 def status(target: str | Store | None = None, *, channel: str | None = None,
            settings: Settings | None = None) -> Status:
     """What the channel serves now: ``status("s3://b/site").pointer["version"]``."""
-    with opened(target, settings) as (store, settings):
+    with opened(target, settings, must_exist=True) as (store, settings):
         channel = check_channel(channel or settings.channel)
         state = read_pointer(store, channel)
         if state.pointer is None:
@@ -64,7 +64,7 @@ class VersionRow:
 
 def versions(target: str | Store | None = None, *, settings: Settings | None = None) -> list[VersionRow]:
     """Every committed version, newest first, with the channels that point at it."""
-    with opened(target, settings) as (store, _):
+    with opened(target, settings, must_exist=True) as (store, _):
         pointers = read_all_pointers(store)
         rows = []
         for v, _info in list_manifest_infos(store):
@@ -83,7 +83,7 @@ def versions(target: str | Store | None = None, *, settings: Settings | None = N
 def history(target: str | Store | None = None, *, channel: str | None = None,
             settings: Settings | None = None) -> list[dict]:
     """The channel's recent switches, newest first (bounded: the pointer keeps the last 20)."""
-    with opened(target, settings) as (store, settings):
+    with opened(target, settings, must_exist=True) as (store, settings):
         channel = check_channel(channel or settings.channel)
         state = read_pointer(store, channel)
         if state.pointer is None:
@@ -106,7 +106,7 @@ class Diff:
 def diff(a: str, b: str, target: str | Store | None = None, *, channel: str | None = None,
          settings: Settings | None = None) -> Diff:
     """Paths added, removed and changed (content or headers) from version ``a`` to ``b``."""
-    with opened(target, settings) as (store, settings):
+    with opened(target, settings, must_exist=True) as (store, settings):
         state = read_pointer(store, check_channel(channel or settings.channel))
         ma = read_manifest(store, resolve_version(store, a, state))
         mb = read_manifest(store, resolve_version(store, b, state))
@@ -137,10 +137,11 @@ class VerifyResult:
 
 def verify(version: str | None = None, target: str | Store | None = None, *, channel: str | None = None,
            settings: Settings | None = None, raise_on_failure: bool = True) -> VerifyResult:
-    """Download every object of a version and re-hash it against the manifest (default: the live one)."""
-    with opened(target, settings) as (store, settings):
+    """Download every object of a version and re-hash it against the manifest (default: the one the
+    channel serves)."""
+    with opened(target, settings, must_exist=True) as (store, settings):
         state = read_pointer(store, check_channel(channel or settings.channel))
-        v = resolve_version(store, version or "live", state)
+        v = resolve_version(store, version or "current", state)
         manifest = read_manifest(store, v)
         prefix = version_prefix(v)
         stored = {info.key[len(prefix):] for info in store.list(prefix)}
@@ -171,3 +172,15 @@ def verify(version: str | None = None, target: str | Store | None = None, *, cha
                 hint="Promote a healthy version ('atomicsite rollback'), then prune this one and publish its build again.",
             )
         return result
+
+
+def check_page(store: Store, path: str, *, channel: str, where: str) -> None:
+    """The page ``path`` (e.g. a SPA fallback) must be a file of the version ``channel`` serves now;
+    nothing published yet is fine (there is nothing to check against)."""
+    state = read_pointer(store, check_channel(channel))
+    if state.pointer is None:
+        return
+    manifest = read_manifest(store, state.pointer.version)
+    if path.lstrip("/") not in manifest.by_path:
+        raise UsageError(f"{where}: {path!r} is not a file of version {manifest.version}, which {channel!r} serves.",
+                         hint="Name a page the build has, e.g. --spa /index.html.")

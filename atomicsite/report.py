@@ -9,14 +9,17 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict, is_dataclass
+from datetime import datetime, timezone
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .errors import AtomicsiteError
-from .plan import SKIP, FileAction, Plan
+from .interrupt import PublishState
+from .plan import ALREADY_LIVE, NO_PROMOTE, PINNED, SKIP, SWITCH, FileAction, Plan
 from .publish import PublishEvents, PublishResult
 
 out = Console(highlight=False, soft_wrap=True)
@@ -45,6 +48,43 @@ def error(exc: AtomicsiteError, *, as_json: bool) -> None:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
 
 
+def plural(n: int, word: str) -> str:
+    """``plural(1, "file")`` → ``1 file``; ``plural(2, "file")`` → ``2 files``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _parse(iso: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(iso).replace("Z", "+00:00")) if iso else None
+    except ValueError:
+        return None
+
+
+def local_time(iso: str | None) -> str:
+    """``2026-11-29T20:14:03.120Z`` → ``2026-11-29 21:14`` in the local time zone (--json keeps the full value)."""
+    t = _parse(iso)
+    return t.astimezone().strftime("%Y-%m-%d %H:%M") if t else (iso or "-")
+
+
+def age(iso: str | None, now: datetime | None = None) -> str:
+    """How long ago: ``just now``, ``5m ago``, ``3h ago``, ``2d ago``; older than 30 days, the local date."""
+    t = _parse(iso)
+    if t is None:
+        return iso or "-"
+    seconds = ((now or datetime.now(timezone.utc)) - t).total_seconds()
+    if seconds < 60:
+        return "just now"
+    for unit, size in (("m", 60), ("h", 3600), ("d", 86400)):
+        if seconds < size * (60 if unit == "m" else 24 if unit == "h" else 30):
+            return f"{int(seconds // size)}{unit} ago"
+    return t.astimezone().strftime("%Y-%m-%d")
+
+
+def _table(title: str) -> Table:
+    # no outer frame: tables fit 80 columns with full version ids on one line
+    return Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left", collapse_padding=True)
+
+
 def human_bytes(n: int) -> str:
     size = float(n)  # decimal units, as rich's progress bar shows them
     for unit in ("B", "kB", "MB", "GB", "TB"):
@@ -57,8 +97,9 @@ def human_bytes(n: int) -> str:
 class PublishProgress:
     """Progress for publish: a rich bar on a terminal, one plain line per stage otherwise."""
 
-    def __init__(self, enabled: bool = True):
+    def __init__(self, enabled: bool = True, state: PublishState | None = None):
         self.enabled = enabled
+        self.state = state if state is not None else PublishState()
         self.live = enabled and err.is_terminal
         self._progress: Progress | None = None
         self._task = None
@@ -67,6 +108,7 @@ class PublishProgress:
         return PublishEvents(on_stage=self.stage, on_plan=self.plan, on_file=self.file if self.live else None)
 
     def stage(self, name: str) -> None:
+        self.state.stage = name
         if not self.enabled:
             return
         if name == "transfer" and self.live:
@@ -77,11 +119,12 @@ class PublishProgress:
         err.print(f"[dim]· {name}[/]")
 
     def plan(self, plan: Plan) -> None:
+        self.state.channel, self.state.version, self.state.before = plan.channel, plan.version, plan.pointer.version
         if not self.enabled:
             return
         s = plan.summary()
         err.print(
-            f"[dim]· plan: {s['files']} files; upload {s['upload']['files']} ({human_bytes(s['upload']['bytes'])}), "
+            f"[dim]· plan: {plural(s['files'], 'file')}; upload {s['upload']['files']} ({human_bytes(s['upload']['bytes'])}), "
             f"copy {s['copy']['files']}, already there {s['skip']['files']}[/]"
         )
         work = [a for a in plan.actions if a.kind != SKIP]
@@ -103,29 +146,42 @@ class PublishProgress:
             self._progress = None
 
 
+_WOULD = {SWITCH: "would switch", ALREADY_LIVE: "no switch needed", NO_PROMOTE: "would not switch",
+          PINNED: "would not switch"}
+
+
 def publish_result(result: PublishResult) -> None:
     plan = result.plan
     if result.dry_run:
-        table = Table(title=f"plan for version {plan.version} (dry run: nothing written)", show_lines=False)
-        for col in ("action", "path", "size", "reason"):
-            table.add_column(col, overflow="fold")
+        table = _table(f"plan for version {plan.version} (dry run: nothing written)")
+        table.add_column("action", no_wrap=True)
+        table.add_column("path", overflow="fold")
+        table.add_column("size", justify="right", no_wrap=True)
+        table.add_column("reason", overflow="fold")
         for a in plan.actions:
-            table.add_row(a.kind, a.entry.path, human_bytes(a.entry.size), a.reason)
+            table.add_row(a.kind, escape(a.entry.path), human_bytes(a.entry.size), escape(a.reason))
         out.print(table)
-        out.print(f"switch: {plan.switch} ({plan.switch_reason})")
+        out.print(f"{_WOULD.get(plan.switch, plan.switch)}: {escape(plan.switch_reason)}")
         return
     s = plan.summary()
     out.print(
-        f"version [bold]{plan.version}[/]: {s['files']} files, {human_bytes(s['bytes'])}; "
+        f"version [bold]{plan.version}[/]: {plural(s['files'], 'file')}, {human_bytes(s['bytes'])}; "
         f"uploaded {s['upload']['files']} ({human_bytes(s['upload']['bytes'])}), copied {s['copy']['files']}, "
         f"already there {s['skip']['files']} in {result.seconds:.1f}s"
     )
     if result.switched:
-        out.print(f"[green]live[/]: channel {plan.channel!r} now serves {plan.version}"
-                  + (f" (was {plan.pointer.version})" if plan.pointer.version else ""))
+        out.print(switch_line(plan.channel, plan.version, plan.pointer.version))
+    elif plan.switch == ALREADY_LIVE:
+        out.print(f"channel {plan.channel!r} already serves {plan.version}: nothing to switch")
     else:
-        out.print(f"[yellow]not switched[/]: {plan.switch_reason}")
+        out.print(f"[yellow]not switched[/]: {escape(plan.switch_reason)}")
     _after(result.outcome.reports if result.outcome else [])
+
+
+def switch_line(channel: str, version: str, before: str | None, pinned: bool = False) -> str:
+    """``pr-12: now serves 3f9a… (was 7c1e…)``: the channel that moved, in green, never a stock 'live'."""
+    return (f"[green]{escape(channel)}[/]: now serves {version}" + (f" (was {before})" if before else "")
+            + (" [bold](pinned)[/]" if pinned else ""))
 
 
 def _after(reports) -> None:
@@ -133,19 +189,24 @@ def _after(reports) -> None:
         out.print(f"  {r.switcher}: {'ok' if r.ok else 'FAILED'} {escape(r.detail)}")
 
 
-def serve_hint(target: str) -> None:
-    if target.startswith("file://"):
+def serve_hint(target: str, channel: str = "live") -> None:
+    if not target.startswith("file://"):
+        return
+    if channel == "live":  # `current` follows the live channel only
         root = target[len("file://"):]
         out.print(f"[dim]serve it: python -m http.server -d {root}/current 8000   (or: atomicsite serve)[/]")
+    else:
+        out.print(f"[dim]serve it: atomicsite serve --channel {channel}[/]")
 
 
 def switch_outcome(outcome) -> None:
     if outcome.switched:
-        out.print(f"[green]live[/]: channel {outcome.channel!r} now serves {outcome.version}"
-                  + (f" (was {outcome.before})" if outcome.before else "")
-                  + (" [bold](pinned)[/]" if outcome.pointer.pinned else ""))
+        out.print(switch_line(outcome.channel, outcome.version, outcome.before, outcome.pointer.pinned))
     else:
-        out.print(f"channel {outcome.channel!r}: {outcome.note or 'unchanged'} ({outcome.version})")
+        note = outcome.note or "unchanged"
+        if outcome.version not in note:
+            note += f"; serves {outcome.version}"
+        out.print(f"channel {outcome.channel!r}: {escape(note)}")
     _after(outcome.reports)
 
 
@@ -154,8 +215,9 @@ def status(st) -> None:
     out.print(f"[bold]{st.channel}[/] @ {st.target}")
     out.print(f"  version   {p['version']}" + ("  [bold yellow]PINNED[/]" if p["pinned"] else ""))
     out.print(f"  previous  {p['previous'] or '-'}")
-    out.print(f"  switched  {p['updated']} by {p['by']} ({p['action']})" + (f": {p['message']}" if p.get("message") else ""))
-    out.print(f"  files     {m['files']} ({human_bytes(m['bytes'])}), built {m['created']}")
+    out.print(f"  switched  {local_time(p['updated'])} ({age(p['updated'])}) by {escape(p['by'])} ({p['action']})"
+              + (f": {escape(p['message'])}" if p.get("message") else ""))
+    out.print(f"  files     {plural(m['files'], 'file')} ({human_bytes(m['bytes'])}), built {local_time(m['created'])}")
     if m.get("source", {}).get("commit"):
         out.print(f"  source    {m['source']['commit'][:12]} {m['source'].get('ref') or ''}")
     if st.current_link:
@@ -165,25 +227,55 @@ def status(st) -> None:
             out.print(f"  {r['switcher']}: {'ok' if r['ok'] else 'FAILED'} {escape(r['detail'])} ({st.switchers['at']})")
 
 
+def grid(title: str, headers: list[str], rows: list[tuple], *, flexible: set[int] = frozenset(),
+         right: set[int] = frozenset(), width: int | None = None) -> list[str]:
+    """Plain columns that fit ``width`` (the terminal; 80 when not one) without ever wrapping a line:
+    fixed columns (ids, times, counts) keep their full text; the ``flexible`` ones (channels, who,
+    message) share what is left and are cut with an ellipsis. Returns the lines, title first."""
+    width = width or out.width
+    rows = [tuple("" if c is None else str(c) for c in r) for r in rows]
+    natural = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    widths = list(natural)
+    spare = width - sum(w for i, w in enumerate(natural) if i not in flexible) - 2 * (len(headers) - 1)
+    flex = sorted(flexible, key=lambda i: natural[i])  # narrow ones first: they may need less than a share
+    for n, i in enumerate(flex):
+        share = max(len(headers[i]), spare // (len(flex) - n))
+        widths[i] = min(natural[i], share)
+        spare -= widths[i]
+
+    def line(cells) -> str:
+        parts = []
+        for i, (cell, w) in enumerate(zip(cells, widths)):
+            cell = cell if len(cell) <= w else cell[:max(0, w - 1)] + "…"
+            parts.append(cell.rjust(w) if i in right else cell.ljust(w))
+        return "  ".join(parts).rstrip()
+
+    return [title, line(headers), *(line(r) for r in rows)]
+
+
+def _print_grid(lines: list[str]) -> None:
+    title, header, *rows = lines
+    out.print(f"[bold]{escape(title)}[/]")
+    out.print(f"[dim]{escape(header)}[/]")
+    for row in rows:
+        out.print(row, markup=False)
+
+
 def versions(rows) -> None:
-    table = Table(title="versions (newest first)")
-    table.add_column("version", no_wrap=True)
-    for col in ("created", "files", "size", "commit", "channels", "message"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        chans = ", ".join(c + (" (pinned)" if c in r.pinned_by else "") for c in r.channels)
-        table.add_row(r.version, r.created, str(r.files), human_bytes(r.bytes), (r.commit or "")[:12], chans,
-                      escape(r.message or ""))
-    out.print(table)
+    cells = [(r.version, local_time(r.created), r.files, human_bytes(r.bytes),
+              ", ".join(c + ("*" if c in r.pinned_by else "") for c in r.channels), r.message or "") for r in rows]
+    _print_grid(grid("versions, newest first (local times; --json has full values)",
+                     ["version", "created", "files", "size", "channels", "message"], cells,
+                     flexible={4, 5}, right={2, 3}))
+    if any(r.pinned_by for r in rows):
+        out.print("[dim]* pinned[/]")
 
 
 def history(entries, channel: str) -> None:
-    table = Table(title=f"history of {channel!r} (newest first)")
-    for col in ("at", "action", "version", "from", "by", "message"):
-        table.add_column(col, overflow="fold")
-    for h in entries:
-        table.add_row(h["at"], h["action"], h["version"], h["previous"] or "-", h["by"], escape(h.get("message") or ""))
-    out.print(table)
+    cells = [(age(h["at"]), h["action"], h["version"], h["previous"] or "-", h["by"], h.get("message") or "")
+             for h in entries]
+    _print_grid(grid(f"history of {channel!r}, newest first (--json has full times)",
+                     ["when", "action", "version", "from", "by", "message"], cells, flexible={4, 5}))
 
 
 def diff(d) -> None:
@@ -194,42 +286,37 @@ def diff(d) -> None:
 
 
 def verify(result) -> None:
-    out.print(f"version {result.version}: {result.files} files re-hashed, "
+    out.print(f"version {result.version}: {plural(result.files, 'file')} re-hashed, "
               f"{len(result.missing)} missing, {len(result.mismatched)} changed, {len(result.extra)} extra")
-    for p in result.extra:
-        out.print(f"  [dim]extra (not in manifest): {escape(p)}[/]")
+    for label, paths, style in (("missing", result.missing, "red"), ("changed", result.mismatched, "red"),
+                                ("extra (not in manifest)", result.extra, "dim")):
+        for path in paths:
+            out.print(f"  [{style}]{label}: {escape(path)}[/]")
 
 
 def prune(result) -> None:
     plan = result.plan
-    table = Table(title="prune" + (" (dry run: nothing deleted)" if result.dry_run else ""))
-    table.add_column("version")
-    table.add_column("decision", overflow="fold")
+    cells = []
     for v in plan.delete + plan.orphans + plan.keep + plan.young_orphans:
         if v in result.spared:
             decision = result.spared[v]
         elif v in result.deleted:
-            decision = f"deleted {result.deleted[v]} object(s) ({plan.reasons.get(v, '')})"
+            decision = f"deleted {plural(result.deleted[v], 'object')} ({plan.reasons.get(v, '')})"
         else:
             decision = plan.reasons.get(v, "")
-        table.add_row(v, decision)
-    out.print(table)
+        cells.append((v, decision))
+    _print_grid(grid("prune" + (" (dry run: nothing deleted)" if result.dry_run else ""), ["version", "decision"],
+                     cells, flexible={1}))
     if result.dry_run:
         n = len(plan.delete) + len(plan.orphans)
-        out.print(f"would delete {n} version(s), {plan.objects} object(s)")
+        out.print(f"would delete {plural(n, 'version')}, {plural(plan.objects, 'object')}")
         if plan.over_limit:
             out.print("[yellow]that is more than prune.max_delete: the real run needs --force[/]")
     else:
         spared = f"; spared {len(result.spared)} that came into use meanwhile" if result.spared else ""
-        out.print(f"deleted {len(result.deleted)} version(s), {result.deleted_objects} object(s){spared}")
+        out.print(f"deleted {plural(len(result.deleted), 'version')}, {plural(result.deleted_objects, 'object')}{spared}")
 
 
 def channels(pointers) -> None:
-    table = Table(title="channels")
-    for col in ("channel", "version", "pinned", "updated", "by"):
-        table.add_column(col)
-    for p in pointers:
-        table.add_row(p.channel, p.version, "yes" if p.pinned else "", p.updated, p.by)
-    out.print(table)
-
-
+    cells = [(p.channel, p.version, "yes" if p.pinned else "", age(p.updated), p.by) for p in pointers]
+    _print_grid(grid("channels", ["channel", "version", "pinned", "updated", "by"], cells, flexible={0, 4}))

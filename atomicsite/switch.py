@@ -258,7 +258,7 @@ def rollback(target: str | Store | None = None, *, to: str | None = None, channe
 
 def list_channels(target: str | Store | None = None, *, settings: Settings | None = None) -> list[ChannelPointer]:
     """Every channel's pointer: ``[p.channel for p in list_channels("s3://b/site")]``."""
-    with opened(target, settings) as (store, _):
+    with opened(target, settings, must_exist=True) as (store, _):
         return [state.pointer for state in read_all_pointers(store).values()]
 
 

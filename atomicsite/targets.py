@@ -6,11 +6,13 @@ import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 from .channels import PointerState
 from .config import Settings, load_settings
-from .errors import ChannelNotFound, IntegrityError, ObjectNotFound, UsageError, VersionNotFound
-from .layout import MANIFESTS, VERSION_RE, manifest_key, version_of_manifest_key, version_prefix
+from .channels import read_pointer
+from .errors import ChannelNotFound, IntegrityError, ObjectNotFound, TargetNotFound, UsageError, VersionNotFound
+from .layout import DEFAULT_CHANNEL, MANIFESTS, VERSION_RE, manifest_key, version_of_manifest_key, version_prefix
 from .manifest import Manifest
 from .retry import RetryingStore, RetryPolicy
 from .stores import open_store
@@ -18,8 +20,13 @@ from .stores.base import ObjectInfo, Store
 
 
 @contextlib.contextmanager
-def opened(target: str | Store | None, settings: Settings | None) -> Iterator[tuple[Store, Settings]]:
-    """Yield a retrying store for ``target`` (a URL, a Store, or None for the configured default)."""
+def opened(target: str | Store | None, settings: Settings | None, *,
+           must_exist: bool = False) -> Iterator[tuple[Store, Settings]]:
+    """Yield a retrying store for ``target`` (a URL, a Store, or None for the configured default).
+
+    ``must_exist``: a read command; a target holding nothing at all is an error (:func:`require_site`),
+    not an empty answer, because it is almost always a typo or the wrong directory.
+    """
     settings = settings or load_settings()
     if target is None or isinstance(target, str):
         inner = open_store(target or settings.target_or_default, settings.store)
@@ -27,10 +34,24 @@ def opened(target: str | Store | None, settings: Settings | None) -> Iterator[tu
     else:
         inner, own = target, False
     try:
-        yield RetryingStore(inner, RetryPolicy(attempts=settings.retries)), settings
+        store = RetryingStore(inner, RetryPolicy(attempts=settings.retries))
+        if must_exist:
+            require_site(store, settings)
+        yield store, settings
     finally:
         if own:
             inner.close()
+
+
+def require_site(store: Store, settings: Settings | None = None) -> None:
+    """Raise :class:`TargetNotFound` when not one object is stored under the target's root."""
+    if next(iter(store.list("")), None) is not None:
+        return
+    root = getattr(getattr(store, "inner", store), "root", None)
+    why = f"{root} does not exist" if isinstance(root, Path) and not root.exists() else "it holds nothing"
+    where = (f" (from {settings.config_file})" if settings and settings.config_file and settings.target else "")
+    raise TargetNotFound(f"nothing has been published to {store.url}{where}: {why}.",
+                         hint="Check --target, ATOMICSITE_TARGET or the config file's target, or publish first.")
 
 
 def read_manifest(store: Store, version: str) -> Manifest:
@@ -55,8 +76,17 @@ def list_manifest_infos(store: Store) -> list[tuple[str, ObjectInfo]]:
 
 
 def resolve_version(store: Store, name: str, pointer: PointerState | None = None) -> str:
-    """A full id, a unique prefix (4+ chars), ``previous`` or ``live``/``current`` → a committed version id."""
+    """A version name → a committed version id. Names (docs/cli.md, "Version names"):
+
+    - a full id, or a unique prefix of 4+ hex characters (like git);
+    - ``current``: the version the acting channel (``pointer``) serves;
+    - ``previous``: the version the acting channel served before that;
+    - ``live``: the version the ``live`` channel (production) serves, whatever the acting channel, so
+      ``promote live --channel staging`` copies production to staging.
+    """
     name = (name or "").strip()
+    if pointer is not None and name == "live" and pointer.channel != DEFAULT_CHANNEL:
+        pointer = read_pointer(store, DEFAULT_CHANNEL)
     if pointer is not None and name in ("previous", "live", "current"):
         p = pointer.pointer
         if p is None:
@@ -69,7 +99,7 @@ def resolve_version(store: Store, name: str, pointer: PointerState | None = None
             return p.previous
         return p.version
     if not name or not all(c in "0123456789abcdef" for c in name.lower()):
-        raise UsageError(f"{name!r} is not a version id", hint="Use an id or a prefix of one from 'atomicsite versions', or 'previous'.")
+        raise UsageError(f"{name!r} is not a version id", hint="Use an id or a prefix of one from 'atomicsite versions', or current, previous or live.")
     name = name.lower()
     if len(name) < 4:
         raise UsageError(f"version prefix {name!r} is too short", hint="Give at least 4 characters.")

@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import atomicsite
 from atomicsite.cli import app
 
 from .helpers import FIXTURES, site
@@ -83,7 +86,15 @@ def test_human_output_has_tables_and_a_serve_hint(env, tmp_path, monkeypatch):
     (["promote", "ffffffffffff"], 4, "version_not_found"),
     (["promote", "zz"], 2, "usage"),
     (["rollback"], 4, "channel_not_found"),  # nothing published yet
-    (["status"], 4, "channel_not_found"),
+    (["status"], 4, "target_not_found"),  # an empty target: nothing was ever published there
+    (["versions"], 4, "target_not_found"),
+    (["history"], 4, "target_not_found"),
+    (["channel", "list"], 4, "target_not_found"),
+    (["prune"], 4, "target_not_found"),
+    (["verify"], 4, "target_not_found"),
+    (["status", "--bogus"], 2, "usage"),  # click's own parse errors too, as JSON with --json
+    (["bogus-command"], 2, "usage"),
+    (["publish", ".", "--concurrency", "lots"], 2, "usage"),
     (["channel", "delete", "live"], 2, "usage"),
 ])
 def test_errors_are_one_line_with_documented_exit_codes(env, args, code, kind):
@@ -118,7 +129,7 @@ def test_config_file_and_env_precedence(tmp_path, monkeypatch):
     manifest = json.loads(next((tmp_path / "from-pyproject/_atomicsite/manifests").iterdir()).read_text())
     assert manifest["files"]["index.html"]["cache_control"] == "no-cache"
     monkeypatch.setenv("ATOMICSITE_TARGET", str(tmp_path / "from-env"))
-    assert run_json("status", code=4)["error"] == "channel_not_found"  # env beats the file
+    assert run_json("status", code=4)["error"] == "target_not_found"  # env beats the file
     assert run_json("status", "--target", str(tmp_path / "from-pyproject"))["pointer"]["version"] == out["version"]
     (tmp_path / "atomicsite.toml").write_text('target = "x"\nbogus = 1\n')
     err = run_json("status", code=2)
@@ -185,13 +196,15 @@ def test_serve_command_serves_the_live_version(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATOMICSITE_")}
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "atomicsite", "publish", str(FIXTURES / "spa"), "--target", str(target)],
-                   check=True, capture_output=True, env=env, timeout=60)
+    published = json.loads(subprocess.run(
+        [sys.executable, "-m", "atomicsite", "publish", str(FIXTURES / "spa"), "--target", str(target), "--json"],
+        check=True, capture_output=True, env=env, timeout=60).stdout)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "atomicsite", "serve", "--target", str(target), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "atomicsite", "serve", "--target", str(target), "--port", str(port),
+                             "--pointer-ttl", "2s", "--spa", "/index.html"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -208,6 +221,8 @@ def test_serve_command_serves_the_live_version(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+    # the target as the same URL publish printed (not the relative path that was typed)
+    assert f"serving 'live' of {published['target']} on http://127.0.0.1:{port}" in proc.stderr.read()
 
 
 def test_target_that_cannot_be_written_is_access_denied(tmp_path, monkeypatch):
@@ -256,3 +271,242 @@ def test_conflict_integrity_and_health_exit_codes(tmp_path, monkeypatch):
     health = run_json("promote", v2, "--target", target, "--verify-url", dead, "--config", str(tmp_path / "cf.toml"),
                       code=7)
     assert health["error"] == "health_check_failed" and v1 in health["message"]
+
+
+# --- the first ten minutes (issue 14): a CLI that explains itself -------------------------------
+
+def local_env(monkeypatch, tmp_path):
+    for key in [k for k in os.environ if k.startswith("ATOMICSITE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "80")
+
+
+def test_version_short_help_and_shell_completion():
+    assert run("--version").stdout == f"atomicsite {atomicsite.__version__}\n"
+    assert run("-V").stdout == run("--version").stdout
+    for path in [[], *_command_paths(app)]:
+        short, long = runner.invoke(app, [*path, "-h"]), runner.invoke(app, [*path, "--help"])
+        assert short.exit_code == 0 and short.stdout == long.stdout and "Usage" in short.stdout, path
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATOMICSITE_")}
+    done = subprocess.run([sys.executable, "-m", "atomicsite"], capture_output=True, text=True, timeout=60,
+                          env={**env, "_ATOMICSITE_COMPLETE": "complete_bash", "COMP_WORDS": "atomicsite pr",
+                               "COMP_CWORD": "1"})
+    assert done.stdout.split() == ["promote", "prune"]
+    assert "complete -o" in run("--show-completion", "bash").stdout
+    docs = (ROOT / "docs" / "cli.md").read_text()
+    assert "--install-completion" in docs and "_ATOMICSITE_COMPLETE" in docs
+
+
+def test_metavars_read_like_words():
+    import typer.main
+
+    for path in _command_paths(app):
+        cmd = typer.main.get_command(app)
+        for part in path:
+            cmd = cmd.commands[part]
+        for param in cmd.params:
+            if getattr(param, "is_flag", False) or param.name in ("help",):
+                continue
+            assert param.metavar and re.fullmatch(r"[A-Z][A-Z=]*", param.metavar), (path, param.name, param.metavar)
+        text = runner.invoke(app, [*path, "--help"]).stdout
+        assert not re.search(r"<[a-z]|\{[a-z_]+\}", text), (path, text)
+
+
+def test_switch_lines_name_the_channel_and_say_things_once(tmp_path, monkeypatch):
+    local_env(monkeypatch, tmp_path)
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "index.html").write_text("hello")
+    first = run("publish", str(one)).stdout
+    assert "1 file," in first and "1 files" not in first and "live: now serves" in first
+    v1 = run_json("status")["pointer"]["version"]
+    (one / "index.html").write_text("preview")
+    preview = run("publish", str(one), "-c", "pr-12").stdout
+    assert "pr-12: now serves" in preview and "live:" not in preview
+    assert "atomicsite serve --channel pr-12" in preview and "current" not in preview  # current is live's
+    again = run("promote", v1).stdout
+    assert again.count(v1) == 1 and "already serves" in again, again
+    dry = run("publish", str(one), "--dry-run", "-c", "pr-12").stdout
+    assert "switch: switch" not in dry and "no switch needed: channel 'pr-12' already serves" in dry
+    assert "would switch: 'live' moves from" in run("publish", str(one), "--dry-run").stdout
+    unpinned = run("unpin").stdout
+    assert unpinned.count(v1) == 1 and "not pinned" in unpinned
+
+
+def test_versions_and_history_fit_80_columns_with_whole_ids(tmp_path, monkeypatch):
+    local_env(monkeypatch, tmp_path)
+    build = site(tmp_path)
+    ids = []
+    for i in range(3):
+        (build / "index.html").write_text(f"v{i}")
+        ids.append(run_json("publish", str(build), "-m", f"release {i}: " + "a long message " * 12)["version"])
+    run("publish", str(build), "-c", "a-rather-long-preview-channel-name")
+    run("pin", ids[0], "-m", "incident " * 20)
+    for command in (["versions"], ["history"], ["channel", "list"]):
+        lines = run(*command).stdout.splitlines()
+        assert max(len(line) for line in lines) <= 80, "\n".join(lines)
+        if command == ["versions"]:
+            assert all(any(v in line for line in lines) for v in ids), lines
+    hist = run("history").stdout
+    assert ids[0] in hist and "just now" in hist
+    full = run_json("history")
+    assert full[0]["at"].endswith("Z") and len(full[0]["version"]) == len(ids[0])  # --json keeps full values
+
+
+def test_verify_lists_missing_and_changed_paths(tmp_path, monkeypatch):
+    local_env(monkeypatch, tmp_path)
+    build = site(tmp_path)
+    version = run_json("publish", str(build))["version"]
+    root = tmp_path / ".atomicsite" / "site" / "v" / version
+    (root / "robots.txt").write_text("tampered")
+    (root / "index.html").unlink()
+    result = run("verify", code=5)
+    assert "missing: index.html" in result.stdout and "changed: robots.txt" in result.stdout
+
+
+def test_version_names_live_current_previous(tmp_path, monkeypatch):
+    """`live` is production (the live channel's version) whatever -c says; `current` is the acting channel's."""
+    local_env(monkeypatch, tmp_path)
+    build = site(tmp_path)
+    prod = run_json("publish", str(build))["version"]
+    (build / "index.html").write_text("staging build")
+    stage = run_json("publish", str(build), "-c", "staging")["version"]
+    assert run_json("diff", "current", "live", "-c", "staging")["a"] == stage
+    assert run_json("verify", "-c", "staging")["version"] == stage  # default: what the channel serves
+    moved = run_json("promote", "live", "-c", "staging")
+    assert moved["channel"] == "staging" and moved["version"] == prod and moved["before"] == stage
+    assert run_json("promote", "previous", "-c", "staging")["version"] == stage
+    docs = (ROOT / "docs" / "cli.md").read_text()
+    assert "promote live --channel staging" in docs
+
+
+def test_serve_flags_are_checked_before_serving(tmp_path, monkeypatch):
+    local_env(monkeypatch, tmp_path)
+    run("publish", str(FIXTURES / "spa"))
+    missing = run_json("serve", "--spa", "/nope.html", code=2)
+    assert missing["error"] == "usage" and "--spa" in missing["message"] and "nope.html" in missing["message"]
+    bad = run_json("serve", "--pointer-ttl", "soon", code=2)
+    assert "--pointer-ttl" in bad["message"]
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_a_signal_during_publish_says_the_site_is_unchanged(tmp_path, sig, code, word):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATOMICSITE_")}
+    target = tmp_path / "site"
+    first = json.loads(subprocess.run([sys.executable, "-m", "atomicsite", "publish", str(FIXTURES / "spa"), "-t",
+                                       str(target), "--json"], capture_output=True, text=True, env=env, timeout=60,
+                                      check=True).stdout)["version"]
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(4000):
+        (big / f"page-{i}.html").write_text(f"page {i}\n" * 50)
+    proc = subprocess.Popen([sys.executable, "-m", "atomicsite", "publish", str(big), "-t", str(target),
+                             "--concurrency", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "transfer" in line:
+            proc.send_signal(sig)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(60) == code, "".join(seen) + rest
+    [message] = [line for line in rest.splitlines() if line.startswith("error: ")]
+    assert f"publish {word}" in message and "'live' is unchanged (still " + first + ")" in message
+    assert "Run the same publish again to resume it." in message and "Traceback" not in rest
+    assert json.loads((target / "_atomicsite" / "channels" / "live.json").read_text())["version"] == first
+
+
+def test_config_is_found_walking_up_and_its_target_is_relative_to_it(tmp_path, monkeypatch):
+    local_env(monkeypatch, tmp_path)
+    (tmp_path / "atomicsite.toml").write_text('target = "public-site"\n')
+    deep = tmp_path / "src" / "pages"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    published = run_json("publish", str(FIXTURES / "spa"))
+    assert published["target"] == f"file://{tmp_path / 'public-site'}"
+    assert run_json("status")["pointer"]["version"] == published["version"]
+    (tmp_path / "atomicsite.toml").unlink()
+    (tmp_path / "src" / "pyproject.toml").write_text('[tool.atomicsite]\ntarget = "../public-site"\n')
+    assert run_json("status")["pointer"]["version"] == published["version"]  # the nearest config wins
+
+
+@pytest.mark.parametrize("config, env, flags, named", [
+    ("", {"ATOMICSITE_CHANNEL": "Bad Name"}, [], "ATOMICSITE_CHANNEL"),
+    ("", {"ATOMICSITE_CONCURRENCY": "lots"}, [], "ATOMICSITE_CONCURRENCY"),
+    ("", {}, ["--addressing-style", "sideways"], "--addressing-style"),
+    ("", {}, ["--channel", "Bad!"], "--channel"),
+    ("[prune]\nkeeep = 3\n", {}, [], "atomicsite.toml: [prune] keeep"),
+    ("[prune]\nkeep = 0\n", {}, [], "atomicsite.toml: [prune] keep"),
+    ("[serve]\nportt = 3\n", {}, [], "[serve]: unknown setting 'portt'"),
+    ("[serve]\npointer_ttl = \"soon\"\n", {}, [], "[serve] pointer_ttl"),
+    ("[[headers]]\nmatch = \"*.html\"\ncache = \"x\"\n", {}, [], "headers[0] cache"),
+    ("bogus = 1\n", {}, [], "atomicsite.toml: bogus"),
+    ("addressing_style = \"sideways\"\n", {}, [], "atomicsite.toml: addressing_style"),
+])
+def test_config_errors_name_the_key_variable_or_flag(tmp_path, monkeypatch, config, env, flags, named):
+    """Every table, [serve] included, is checked when any command loads the config."""
+    local_env(monkeypatch, tmp_path)
+    (tmp_path / "atomicsite.toml").write_text(config)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    payload = run_json("status", *flags, code=2)
+    assert payload["error"] == "config" and named in payload["message"], payload
+
+
+def _doc_sections() -> dict[str, str]:
+    """docs/cli.md split by its '## atomicsite COMMAND' headings; '' holds everything before them."""
+    text = (ROOT / "docs" / "cli.md").read_text()
+    parts = re.split(r"^## (atomicsite [^\n]*)$", text, flags=re.M)
+    sections = {"": parts[0]}
+    for heading, body in zip(parts[1::2], parts[2::2]):
+        words = [w for w in heading.split()[1:] if re.fullmatch(r"[a-z][a-z-]*", w)]
+        sections[" ".join(words)] = body
+    return sections
+
+
+def test_every_option_of_every_command_is_documented():
+    """docs/cli.md cannot drift from the typer app: each command's own options (long and short forms)
+    are in its section, the options every command takes in the shared table, the root's at the top."""
+    import typer.main
+
+    sections = _doc_sections()
+    root = typer.main.get_command(app)
+    common = {opt for p in root.commands["status"].params for opt in p.opts}  # status has only the shared ones
+    for param in root.params:
+        for opt in param.opts + param.secondary_opts:
+            assert f"`{opt}" in sections[""], f"root option {opt} is not in docs/cli.md"
+    missing = []
+    for path in _command_paths(app):
+        cmd = root
+        for part in path:
+            cmd = cmd.commands[part]
+        name = " ".join(path)
+        assert name in sections, f"docs/cli.md has no '## atomicsite {name}' section"
+        for param in cmd.params:
+            if param.param_type_name != "option" or param.name == "help":
+                continue
+            where = sections[""] if any(o in common for o in param.opts) else sections[name]
+            missing += [f"{name} {opt}" for opt in param.opts + param.secondary_opts if f"`{opt}" not in where]
+    assert not missing, f"options missing from docs/cli.md: {missing}"
+
+
+def test_interrupt_messages_say_what_state_each_step_leaves():
+    from atomicsite.interrupt import PublishState, Stopped, interrupted
+
+    def say(command, stage=None):
+        state = PublishState(stage, "pr-12", "2222222222222222", "1111111111111111") if stage else None
+        return interrupted(command, KeyboardInterrupt(), state)
+
+    assert "nothing was changed" in str(say("versions"))
+    for stage in (None, "scan", "plan"):
+        assert "nothing was written; 'pr-12' is unchanged" in str(say("publish", stage)) or stage is None
+    for stage in ("transfer", "verify", "commit"):
+        text = str(say("publish", stage))
+        assert f"during {stage}" in text and "'pr-12' is unchanged (still 1111111111111111)" in text
+    switching = str(say("publish", "switch"))
+    assert "either 1111111111111111 or 2222222222222222, never a mix" in switching and "atomicsite status" in switching
+    assert "either the version it had or the one asked for" in str(say("rollback"))
+    assert "run 'atomicsite prune' again" in str(say("prune")).lower()
+    term = interrupted("publish", Stopped(), None)
+    assert term.exit_code == 143 and term.kind == "terminated" and say("status").exit_code == 130

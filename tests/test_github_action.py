@@ -4,7 +4,7 @@
 expressions of action.yml, runs each ``run:`` step as Actions does (``bash --noprofile --norc -eo
 pipefail``, a fresh ``GITHUB_OUTPUT`` and ``GITHUB_STEP_SUMMARY`` per step), and resolves the action's
 outputs from the steps' outputs. Only the ``uses: actions/setup-python`` step (off by default) is not
-run, and the install step finds its virtualenv ready (a link to this interpreter), so no test
+run, and the install step finds its virtualenv ready (a script that runs this interpreter), so no test
 downloads anything.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -88,6 +89,18 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "RUNNER_", "INPUT_", "ATOMICSITE_"))}
 
 
+def this_python(path: Path) -> None:
+    """An executable at ``path`` that runs this very interpreter, environment included.
+
+    Not a symlink: Python finds its virtualenv from the path it was started by (``pyvenv.cfg`` beside
+    or above it), so a link to a venv's python elsewhere starts the bare base interpreter without the
+    venv's packages. A script that execs ``sys.executable`` by its own path keeps the venv (and works
+    the same for a system-wide or conda interpreter, which need no pyvenv.cfg).
+    """
+    path.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+    path.chmod(0o755)
+
+
 @pytest.fixture
 def gh(tmp_path):
     """A workspace, a runner temp dir with the action's virtualenv already there, and GITHUB_* variables."""
@@ -96,8 +109,8 @@ def gh(tmp_path):
         d.mkdir()
     venv = runner_temp / "atomicsite-action"
     (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "python").symlink_to(sys.executable)
-    (bindir / "python3").symlink_to(sys.executable)  # what setup-python would put first on PATH
+    this_python(venv / "bin" / "python")
+    this_python(bindir / "python3")  # what setup-python would put first on PATH
     # install.sh's marker: this checkout and this interpreter, so the install step is a no-op here
     interpreter = subprocess.run([str(bindir / "python3"), "-c", "import sys; print(sys.executable, sys.version.split()[0])"],
                                  capture_output=True, text=True, check=True).stdout.strip()
@@ -165,6 +178,17 @@ class Runner:
             except KeyError:
                 outputs[name] = ""  # the step that sets it never ran, as on a runner
         return ActionRun(code, outputs, "".join(log), "".join(summaries), context["steps"])
+
+
+def test_the_runner_pythons_are_this_environment(tmp_path):
+    """In a virtualenv, a conda env or a system install: what the action runs sees atomicsite and this prefix."""
+    exe = tmp_path / "bin" / "python"
+    exe.parent.mkdir()
+    this_python(exe)
+    probe = "import sys, atomicsite; print(sys.prefix); print(atomicsite.__file__)"
+    prefix, module = subprocess.run([str(exe), "-c", probe], capture_output=True, text=True, check=True,
+                                    env=clean_env()).stdout.splitlines()
+    assert prefix == sys.prefix and Path(module) == Path(atomicsite.__file__)
 
 
 def channel_status(target: Path, channel: str = "live"):
@@ -285,7 +309,7 @@ def test_rollback_pin_promote_from_a_dispatch_job(gh, tmp_path):
 
 @pytest.mark.parametrize("inputs, code, error", [
     ({"build_dir": "missing"}, 2, "::error title=atomicsite publish failed (exit 2%3A usage)::build dir"),
-    ({"build_dir": ".", "args": "--bogus"}, 2, "::error title=atomicsite publish failed (exit 2%3A usage)::Error: No such option: --bogus"),
+    ({"build_dir": ".", "args": "--bogus"}, 2, "::error title=atomicsite publish failed (exit 2%3A usage)::No such option: --bogus."),
     ({"command": "promote", "version": "ffff"}, 4, "::error title=atomicsite promote failed (exit 4%3A not found)::no version matches"),
     ({"command": "deploy"}, 2, "::error title=atomicsite action%3A bad input::input 'command' is 'deploy'"),
 ])

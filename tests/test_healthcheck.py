@@ -100,3 +100,49 @@ def test_pin_that_fails_its_health_check_does_not_stay_pinned(tmp_path, web):
         atomicsite.pin(v2, store, settings=checked)
     pointer = read_pointer(store, "live").pointer
     assert pointer.version == v1 and not pointer.pinned
+
+
+class Converging(SimpleHTTPRequestHandler):
+    """Serves the old body until ``ready_at`` (monotonic), then the new one: a CDN catching up."""
+
+    bodies: dict = {}
+
+    def do_GET(self):
+        import time
+
+        body = self.bodies["new"] if time.monotonic() >= self.bodies["ready_at"] else self.bodies["old"]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("converges_after, passes", [(2.6, True), (None, False)])
+def test_check_waits_the_whole_timeout(tmp_path, converges_after, passes):
+    """verify_timeout 3 s: a server that converges at 2.6 s passes (the old loop gave up near 2 s, when
+    its next back-off sleep would have crossed the deadline); one that never does fails, not before 3 s."""
+    import time
+
+    from atomicsite.healthcheck import check_urls
+    from atomicsite.manifest import Manifest
+    from atomicsite.scan import scan
+
+    build = site(tmp_path)
+    manifest = Manifest.build((f.entry for f in scan(build)), source={})
+    handler = type("H", (Converging,), {"bodies": {"old": b"old", "new": (build / "index.html").read_bytes(),
+                                                   "ready_at": time.monotonic() + (converges_after or 1e9)}})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        failure = check_urls([f"http://127.0.0.1:{server.server_address[1]}/"], manifest, timeout=3.0)
+        elapsed = time.monotonic() - started
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (failure is None) == passes, failure
+    if not passes:
+        assert elapsed >= 3.0 and "within 3s" in failure
