@@ -36,7 +36,9 @@ class Settings:
     target: str | None = None
     channel: str = DEFAULT_CHANNEL
     store: StoreOptions = field(default_factory=StoreOptions)
-    rules: tuple[HeaderRule, ...] = ()
+    rules: tuple[HeaderRule, ...] = ()  # [[headers]] with match: object metadata per file
+    response_headers: tuple = ()  # [[headers]] with for/values: atomicsite.routing.HeaderBlock per URL path
+    redirects: tuple = ()  # [[redirects]]: atomicsite.routing.Redirect, after the build dir's _redirects
     ignore: tuple[str, ...] = DEFAULT_IGNORE
     concurrency: int = 32
     retries: int = 5
@@ -90,7 +92,7 @@ def with_cloudfront_flags(settings: Settings, pairs: list[str]) -> Settings:
 _TOP_KEYS = {
     "target", "channel", "endpoint_url", "region", "profile", "addressing_style", "checksums", "project",
     "allow_unsafe_cas", "concurrency", "retries", "reuse_from", "ignore", "headers", "prune", "cloudfront",
-    "verify_urls", "verify_timeout", "serve",
+    "verify_urls", "verify_timeout", "serve", "redirects",
 }
 _ENV = {
     "TARGET": "target", "CHANNEL": "channel", "ENDPOINT_URL": "endpoint_url", "REGION": "region",
@@ -207,7 +209,14 @@ def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> Settin
                 raise ConfigError(f"{where(key)}: must be a list of glob strings")
             out[key] = tuple(value)
         elif key == "headers":
-            out["rules"] = _header_rules(value, where(key))
+            out["rules"], out["response_headers"] = _header_rules(value, where(key))
+        elif key == "redirects":
+            from .routing import RuleError, redirects_from_config
+
+            try:
+                out["redirects"] = redirects_from_config(value, where(key))
+            except RuleError as exc:
+                raise ConfigError(exc.message, hint=exc.hint) from None
         elif key == "prune":
             out[key] = _prune(value, where(key), settings.prune)
         elif key == "cloudfront":
@@ -226,18 +235,30 @@ def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> Settin
     return _validated(replace(settings, store=store, **out), origin)
 
 
-def _header_rules(value, where: str) -> tuple[HeaderRule, ...]:
+def _header_rules(value, where: str) -> tuple[tuple[HeaderRule, ...], tuple]:
+    """``[[headers]]`` tables: with ``match`` (a build-dir glob) they set object metadata; with ``for``
+    and ``values`` (Netlify's form, a URL path) they are response headers (atomicsite.routing)."""
     if not isinstance(value, list):
         raise ConfigError(f"{where}: must be a list of tables like {{ match = '*.html', cache_control = '...' }}")
     rules = []
+    blocks = []
     for i, item in enumerate(value):
+        if isinstance(item, Mapping) and "for" in item:
+            from .routing import RuleError, header_blocks_from_config
+
+            try:
+                blocks.append(header_blocks_from_config(item, f"{where}[{i}]"))
+            except RuleError as exc:
+                raise ConfigError(exc.message, hint=exc.hint) from None
+            continue
         if not isinstance(item, Mapping) or set(item) - {"match", "content_type", "cache_control"}:
-            raise ConfigError(f"{where}[{i}]: a rule has keys match, content_type, cache_control only")
+            raise ConfigError(f"{where}[{i}]: a rule has keys match, content_type, cache_control only "
+                              f"(or for and values, for response headers)")
         try:
             rules.append(HeaderRule(str(item.get("match", "")), item.get("content_type"), item.get("cache_control")))
         except ConfigError as exc:
             raise ConfigError(f"{where}[{i}]: {exc.message}", hint=exc.hint) from None
-    return tuple(rules)
+    return tuple(rules), tuple(blocks)
 
 
 def _prune(value, where: str, current: PruneSettings) -> PruneSettings:

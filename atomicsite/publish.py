@@ -18,7 +18,7 @@ from .errors import IntegrityError, PreconditionFailed
 from .layout import check_channel, manifest_key, version_prefix
 from .manifest import Manifest
 from .plan import ALREADY_LIVE, COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_plan
-from .scan import scan
+from .routing.build import scan_site
 from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
 from .switch import SwitchOutcome, reconcile_live_link, switch_channel
 from .targets import detect_source, find_manifest, list_manifest_infos, opened
@@ -188,10 +188,10 @@ def publish(
     with opened(target, settings) as (store, settings):
         channel = check_channel(channel or settings.channel)
         events.on_stage("scan")
-        files = scan(build_dir, rules=settings.rules, ignore=settings.ignore, on_file=events.on_scan)
+        files, rules = scan_site(build_dir, settings, on_file=events.on_scan)  # rule errors stop it here
         sources = {f.entry.path: f.source for f in files}
         manifest = Manifest.build((f.entry for f in files), source=source if source is not None else detect_source(),
-                                  message=message)
+                                  message=message, rules=rules)
 
         events.on_stage("plan")
         pointer = read_pointer(store, channel)
