@@ -1,0 +1,99 @@
+"""Sites shaped like Hugo, MkDocs, Docusaurus, Sphinx dirhtml and Jekyll output crawl clean through
+every serving path: the router, the CloudFront Function (under Node, in front of an S3-like origin),
+and, as the baseline, ``python -m http.server`` over the local store's ``current``.
+
+A crawler (tests/crawl.py) fetches pages over real HTTP, follows same-site links as a browser resolves
+them (against the URL after redirects) and collects every link answered with 4xx/5xx.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import atomicsite
+from atomicsite.serve import create_app
+from atomicsite.stores.local import LocalStore
+
+from .crawl import crawl
+from .helpers import FIXTURES, SETTINGS
+from .test_serve import serving
+
+GENERATORS = ["hugo", "mkdocs", "docusaurus", "sphinx-dirhtml", "jekyll"]
+# Links only a host with pretty URLs answers (Netlify, GitHub Pages, the router): /contact → contact.html
+PRETTY_ONLY = {"jekyll": {"/contact"}}
+
+
+def published(tmp_path: Path, name: str) -> LocalStore:
+    store = LocalStore(tmp_path / "store")
+    atomicsite.publish(FIXTURES / "generators" / name, store, settings=SETTINGS, source={})
+    return store
+
+
+@contextlib.contextmanager
+def http_server(directory: Path):
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
+                             "--directory", str(directory)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    try:
+        line = proc.stdout.readline()
+        port = re.search(r"port (\d+)", line).group(1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def broken_paths(result) -> set[str]:
+    from urllib.parse import urlsplit
+
+    return {urlsplit(url).path for url in result.broken}
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_generated_sites_crawl_clean_through_the_router(tmp_path, name):
+    store = published(tmp_path, name)
+    with serving(create_app(store, settings=SETTINGS, pointer_ttl=60)) as base:
+        result = crawl(base)
+    assert result.broken == {}, result.broken
+    assert result.pages >= 8
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_http_server_baseline(tmp_path, name):
+    """The same files under python -m http.server: clean too, except the pretty URLs it does not do."""
+    store = published(tmp_path, name)
+    with http_server(store.root / "current") as base:
+        result = crawl(base)
+    assert broken_paths(result) == PRETTY_ONLY.get(name, set()), result.broken
+    assert result.pages >= 8
+
+
+def test_the_mkdocs_link_without_a_slash_is_redirected_so_relative_links_resolve(tmp_path, monkeypatch):
+    """The case from issue 13: served 200 at /user-guide/getting-started, its ../configuration/ link broke."""
+    store = published(tmp_path, "mkdocs")
+    with serving(create_app(store, settings=SETTINGS)) as base:
+        result = crawl(base)
+    assert result.redirects[f"{base}/user-guide/getting-started"] == f"{base}/user-guide/getting-started/"
+    assert result.broken == {}
+
+    # The crawler does see the old behaviour's breakage: answer /dir with dir/index.html (no redirect).
+    from atomicsite.routing.route import FILE, Route
+    from atomicsite.serve import app as app_module
+
+    real = app_module.route_request
+
+    def old_router(manifest, rel, query):
+        if rel and not rel.endswith("/") and rel + "/index.html" in manifest.by_path:
+            return Route(FILE, path=rel + "/index.html")
+        return real(manifest, rel, query)
+
+    monkeypatch.setattr(app_module, "route_request", old_router)
+    with serving(create_app(store, settings=SETTINGS)) as base:
+        result = crawl(base)
+    assert "/configuration/" in broken_paths(result), result.broken  # ../configuration/ one level too high
