@@ -7,13 +7,13 @@ See docs/config.md for every key.
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .durations import parse_duration  # noqa: F401  (re-exported: atomicsite.config.parse_duration)
 from .errors import ConfigError
 from .headers import HeaderRule
 from .layout import DEFAULT_CHANNEL, check_channel
@@ -44,7 +44,7 @@ class Settings:
     retries: int = 5
     reuse_from: int = 3  # newest complete versions whose files may be copied instead of uploaded
     prune: PruneSettings = field(default_factory=PruneSettings)
-    cloudfront: Any = None  # atomicsite.cdn.cloudfront.CloudFrontSettings, from the [cloudfront] table
+    cloudfront: Any = None  # atomicsite.cdn.settings.CloudFrontSettings, from the [cloudfront] table
     verify_urls: tuple[str, ...] = ()
     verify_timeout: float = 120.0
     config_file: str | None = None
@@ -70,7 +70,7 @@ def with_cloudfront_flags(settings: Settings, pairs: list[str]) -> Settings:
     scalars when they parse (``wait=true``, ``max_invalidation_paths=500``), else as strings."""
     from dataclasses import fields
 
-    from .cdn.cloudfront import CloudFrontSettings
+    from .cdn.settings import CloudFrontSettings
 
     current = settings.cloudfront
     table = {f.name: getattr(current, f.name) for f in fields(current)
@@ -100,18 +100,6 @@ _ENV = {
     "PROJECT": "project", "ALLOW_UNSAFE_CAS": "allow_unsafe_cas", "CONCURRENCY": "concurrency",
     "RETRIES": "retries",
 }
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw]?)$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(text: str | int | float, *, where: str) -> float:
-    """``"30d"`` → seconds. Units s, m, h, d, w; a bare number is seconds."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
-    m = _DURATION.match(str(text).strip().lower())
-    if not m:
-        raise ConfigError(f"{where}: {text!r} is not a duration", hint="Use a number with s, m, h, d or w (e.g. 30d).")
-    return float(m.group(1)) * _UNITS[m.group(2)]
 
 
 def find_config_file(cwd: Path, explicit: str | None = None) -> tuple[Path, dict] | None:
@@ -222,7 +210,7 @@ def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> Settin
         elif key == "cloudfront":
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{where(key)}: must be a table")
-            from .cdn.cloudfront import CloudFrontSettings  # validated now, before any upload
+            from .cdn.settings import CloudFrontSettings  # validated now, before any upload
 
             out[key] = CloudFrontSettings.from_mapping(value)
         elif key == "verify_urls":

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from atomicsite.cdn.cloudfront import (CloudFrontSettings, EdgeKeySwitcher, InvalidationSwitcher, OriginPathSwitcher,
+from atomicsite.cdn import (CloudFrontSettings, EdgeKeySwitcher, InvalidationSwitcher, OriginPathSwitcher,
                                        boto3_client_factory, cloudfront_function_code, deploy_cloudfront_function,
                                        encode_invalidation_path, invalidation_paths, origin_path,
                                        switchers_from_settings)
@@ -31,7 +31,7 @@ from dataclasses import replace
 
 from atomicsite.manifest import FileEntry, Manifest
 from atomicsite.retry import RetryPolicy
-from atomicsite.switchers import SwitchContext
+from atomicsite.cdn import SwitchContext
 from tests.cloudfront_standin import CloudFrontStandIn
 
 FAST = RetryPolicy(attempts=3, initial=0.01, maximum=0.02)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,7 +18,7 @@ from atomicsite.routing import (
     FILE, NOT_FOUND, REDIRECT, HeaderBlock, Redirect, RuleError, SiteRules, compile_pattern, headers_for_path,
     parse_headers, parse_redirects, route,
 )
-from atomicsite.routing.build import load_site_rules, object_headers
+from atomicsite.routing.build import object_headers
 
 from .helpers import SETTINGS
 from .test_serve import make_build, router  # noqa: F401  (fixture)
