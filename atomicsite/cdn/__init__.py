@@ -69,7 +69,8 @@ def cloudfront_function(target: str | None = None, *, settings=None, channel: st
     _, prefix = split_bucket_url(target)
     cf = settings.cloudfront
     key = cf.kvs_key(channel) if cf else f"{CloudFrontSettings.kvs_key_prefix}{channel}"
-    code = cloudfront_function_code(key, prefix)
+    routes_prefix = cf.routes_key_prefix if cf else f"{CloudFrontSettings.kvs_key_prefix}routes:"
+    code = cloudfront_function_code(key, prefix, routes_prefix)
     result = {"channel": channel, "kvs_key": key, "root_prefix": prefix, "code": code}
     if deploy:
         if not cf or not cf.kvs_arn:

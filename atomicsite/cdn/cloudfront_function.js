@@ -3,20 +3,29 @@
 //
 // Reads the live version id from the associated KeyValueStore and rewrites the request URI to
 // <site root>/v/<version>/<path>, so every edge follows a switch within seconds, and since the
-// rewritten URI is the cache key, a switch never needs an invalidation.
-//   /            -> <root>/v/<version>/index.html
-//   /about/      -> <root>/v/<version>/about/index.html
-//   /about       -> <root>/v/<version>/about/index.html   (no '.' in the last segment: a directory)
-//   /a.js        -> <root>/v/<version>/a.js
-// The URI is kept percent-encoded as CloudFront passes it. If the key is missing or does not hold a
-// version id, the viewer gets an uncached 503 (never another version, never an exception).
+// rewritten URI is the cache key, a switch never needs an invalidation. The version's routes (its
+// _redirects rules, pretty URLs, extensionless files) are read from "<routes prefix><version>"
+// (atomicsite/cdn/edge_routes.py writes them), and applied in the router's order:
+//   1. a redirect rule matching the path, unless a file there hides it (rules without '!')
+//   2. /  /about/       -> index.html, about/index.html
+//      /contact         -> contact.html            (a pretty URL the routes list)
+//      /LICENSE         -> LICENSE                 (an extensionless file the routes list)
+//      /a.js            -> a.js
+//      /docs            -> 301 to /docs/ (query kept), so the page's relative links resolve
+// The URI is kept percent-encoded as CloudFront passes it. If the version key is missing or does not
+// hold a version id, the viewer gets an uncached 503 (never another version, never an exception).
 import cf from 'cloudfront';
 
 const kvsHandle = cf.kvs();
 const KVS_KEY = "__ATOMICSITE_KVS_KEY__";
+const ROUTES_PREFIX = "__ATOMICSITE_ROUTES_PREFIX__";
 const SITE_ROOT = "__ATOMICSITE_SITE_ROOT__";
 const VERSION_RE = /^[0-9a-f]{16,64}$/;
 const DOT_SEGMENTS = ['.', '..', '%2e', '%2e%2e', '.%2e', '%2e.'];
+const NAME_RE = /^:([A-Za-z_][A-Za-z0-9_]*)$/;
+const SUBST_RE = /:([A-Za-z_][A-Za-z0-9_]*)/g;
+const REASONS = { 301: 'Moved Permanently', 302: 'Found', 303: 'See Other', 307: 'Temporary Redirect',
+                  308: 'Permanent Redirect' };
 
 function plain(statusCode, statusDescription, text) {
   return {
@@ -30,24 +39,149 @@ function plain(statusCode, statusDescription, text) {
   };
 }
 
-// The path inside the version for a viewer URI, or null for one we refuse (dot segments).
-function pathInVersion(uri) {
-  if (typeof uri !== 'string' || uri.charAt(0) !== '/') {
-    uri = '/' + (typeof uri === 'string' ? uri : '');
+function decode(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch (err) {
+    return text;
   }
+}
+
+function escapeRe(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function normal(path) {
+  const trimmed = path.replace(/\/+$/, '');
+  return trimmed === '' ? '/' : trimmed;
+}
+
+// The same pattern language as atomicsite/routing/patterns.py: literal segments, :name segments, a
+// trailing *; trailing slashes do not matter. Returns the captures, or null.
+function match(pattern, path) {
+  const segments = normal(decode(pattern)).split('/').slice(1);
+  const names = [];
+  let re = '';
+  for (let i = 0; i < segments.length; i++) {
+    const seg = segments[i];
+    const named = NAME_RE.exec(seg);
+    if (seg === '*' && i === segments.length - 1) {
+      names.push('splat');
+      re += re === '' ? '/([\\s\\S]*)' : '(?:/([\\s\\S]*))?';
+    } else if (named) {
+      names.push(named[1]);
+      re += '/([^/]+)';
+    } else {
+      re += '/' + escapeRe(seg);
+    }
+  }
+  const m = new RegExp('^' + (re === '' ? '/' : re) + '$').exec(normal(path));
+  if (!m) {
+    return null;
+  }
+  const captures = {};
+  for (let i = 0; i < names.length; i++) {
+    captures[names[i]] = m[i + 1] || '';
+  }
+  return captures;
+}
+
+function encodeCapture(text) {
+  return encodeURIComponent(text).replace(/%(2F|24|26|2B|2C|3B|3D|3A|40)/gi, function (all, hex) {
+    return String.fromCharCode(parseInt(hex, 16));
+  });
+}
+
+function substitute(target, captures) {
+  return target.replace(SUBST_RE, function (all, name) {
+    return Object.prototype.hasOwnProperty.call(captures, name) ? encodeCapture(captures[name]) : all;
+  });
+}
+
+function queryString(qs) {
+  const parts = [];
+  for (const key in qs) {
+    const entry = qs[key];
+    const values = entry.multiValue ? entry.multiValue : [entry];
+    for (let i = 0; i < values.length; i++) {
+      parts.push(values[i].value === '' ? key : key + '=' + values[i].value);
+    }
+  }
+  return parts.join('&');
+}
+
+function redirect(status, location, request) {
+  const query = queryString(request.querystring || {});
+  if (query && location.indexOf('?') === -1) {
+    location += '?' + query;
+  }
+  return {
+    statusCode: status,
+    statusDescription: REASONS[status] || 'Redirect',
+    headers: { location: { value: location } },
+  };
+}
+
+// The routes of a version: null when it has none (nothing was written for it).
+async function loadRoutes(version) {
+  let first;
+  try {
+    first = await kvsHandle.get(ROUTES_PREFIX + version);
+  } catch (err) {
+    return null;
+  }
+  const bar = first.indexOf('|');
+  const count = parseInt(first.slice(0, bar), 10);
+  const reads = [];
+  for (let i = 1; i < count; i++) {
+    reads.push(kvsHandle.get(ROUTES_PREFIX + version + ':' + i));
+  }
+  const rest = await Promise.all(reads);
+  return JSON.parse(first.slice(bar + 1) + rest.join(''));
+}
+
+function refused(uri) {
   const segments = uri.split('/');
   for (let i = 0; i < segments.length; i++) {
     if (DOT_SEGMENTS.indexOf(segments[i].toLowerCase()) !== -1) {
-      return null;
+      return true;
     }
   }
+  return false;
+}
+
+function lastSegment(path) {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+// A (percent-encoded) site path -> the file it names, or {redirect: uri} for a directory.
+function fileFor(uri, routes) {
   if (uri.endsWith('/')) {
-    return uri + 'index.html';
+    return { path: uri + 'index.html' };
   }
-  if (segments[segments.length - 1].indexOf('.') === -1) {
-    return uri + '/index.html';
+  if (lastSegment(uri).indexOf('.') !== -1) {
+    return { path: uri };
   }
-  return uri;
+  const decoded = decode(uri);
+  if (routes && routes.p.indexOf(decoded) !== -1) {
+    return { path: uri + '.html' };
+  }
+  if (routes && routes.e.indexOf(decoded) !== -1) {
+    return { path: uri };
+  }
+  return { redirect: uri + '/' };
+}
+
+// Whether a file hides a non-forced rule at this path (Netlify's shadowing).
+function shadowed(rule, uri, decoded, routes) {
+  if (rule[3] === 1) {
+    return false;
+  }
+  if (rule[4] !== null) {
+    return rule[4].indexOf(decoded) !== -1;
+  }
+  return uri.endsWith('/') || lastSegment(uri).indexOf('.') !== -1 || routes.p.indexOf(decoded) !== -1 ||
+    routes.e.indexOf(decoded) !== -1;
 }
 
 async function handler(event) {
@@ -61,10 +195,39 @@ async function handler(event) {
   if (typeof version !== 'string' || !VERSION_RE.test(version)) {
     return plain(503, 'Service Unavailable', 'The live version pointer of this site is invalid.');
   }
-  const path = pathInVersion(request.uri);
-  if (path === null) {
+  let uri = request.uri;
+  if (typeof uri !== 'string' || uri.charAt(0) !== '/') {
+    uri = '/' + (typeof uri === 'string' ? uri : '');
+  }
+  if (refused(uri)) {
     return plain(400, 'Bad Request', 'Bad request path.');
   }
-  request.uri = SITE_ROOT + '/v/' + version + path;
+  let routes;
+  try {
+    routes = await loadRoutes(version);
+  } catch (err) {
+    return plain(503, 'Service Unavailable', 'The routes of the live version cannot be read.');
+  }
+  const decoded = decode(uri);
+  const rules = routes ? routes.r : [];
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i];
+    const captures = match(rule[0], decoded);
+    if (captures === null || shadowed(rule, uri, decoded, routes)) {
+      continue;
+    }
+    const to = substitute(rule[1], captures);
+    if (rule[2] !== 200) {
+      return redirect(rule[2], to, request);
+    }
+    const target = fileFor(to, routes);
+    request.uri = SITE_ROOT + '/v/' + version + (target.path || target.redirect + 'index.html');
+    return request;
+  }
+  const found = fileFor(uri, routes);
+  if (found.redirect) {
+    return redirect(301, found.redirect, request);
+  }
+  request.uri = SITE_ROOT + '/v/' + version + found.path;
   return request;
 }

@@ -16,9 +16,11 @@ from .settings import RUNTIME, CloudFrontSettings, _bad, site_root
 _TEMPLATE = ("cdn", "cloudfront_function.js")
 _KEY_SLOT = '"__ATOMICSITE_KVS_KEY__"'
 _ROOT_SLOT = '"__ATOMICSITE_SITE_ROOT__"'
+_ROUTES_SLOT = '"__ATOMICSITE_ROUTES_PREFIX__"'
+FUNCTION_SIZE_LIMIT = 10 * 1024  # bytes: CloudFront Functions' maximum code size
 
 
-def cloudfront_function_code(kvs_key: str, root_prefix: str) -> str:
+def cloudfront_function_code(kvs_key: str, root_prefix: str, routes_prefix: str = "atomicsite:routes:") -> str:
     """The viewer-request function (runtime cloudfront-js-2.0) for one key and site prefix.
 
     ``cloudfront_function_code("atomicsite:live", "site")`` rewrites ``/about/`` to
@@ -27,10 +29,15 @@ def cloudfront_function_code(kvs_key: str, root_prefix: str) -> str:
     if not kvs_key or len(kvs_key.encode()) > 512:
         raise UsageError(f"invalid KeyValueStore key {kvs_key!r} (1-512 bytes)")
     template = resources.files("atomicsite").joinpath(*_TEMPLATE).read_text("utf-8")
-    for slot in (_KEY_SLOT, _ROOT_SLOT):
+    for slot in (_KEY_SLOT, _ROOT_SLOT, _ROUTES_SLOT):
         if template.count(slot) != 1:
             raise AtomicsiteError(f"the packaged function template has {template.count(slot)} {slot} slots")
-    return template.replace(_KEY_SLOT, json.dumps(kvs_key)).replace(_ROOT_SLOT, json.dumps(site_root(root_prefix)))
+    code = (template.replace(_KEY_SLOT, json.dumps(kvs_key)).replace(_ROOT_SLOT, json.dumps(site_root(root_prefix)))
+            .replace(_ROUTES_SLOT, json.dumps(routes_prefix)))
+    if len(code.encode()) > FUNCTION_SIZE_LIMIT:
+        raise UsageError(f"the CloudFront Function would be {len(code.encode())} bytes; CloudFront allows "
+                         f"{FUNCTION_SIZE_LIMIT}", hint="Shorten the site prefix or the KeyValueStore key prefix.")
+    return code
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,11 @@ class CloudFrontSettings:
         """The KeyValueStore key holding ``channel``'s live version (``atomicsite:live``)."""
         return f"{self.kvs_key_prefix}{channel}"
 
+    @property
+    def routes_key_prefix(self) -> str:
+        """Keys ``<this><version>[:n]`` hold a version's routes (``atomicsite:routes:``); a channel name has no ':'."""
+        return f"{self.kvs_key_prefix}routes:"
+
 
 def _typed(key: str, value: Any, annotation: str) -> Any:
     if annotation == "bool":
