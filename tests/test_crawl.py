@@ -9,7 +9,9 @@ them (against the URL after redirects) and collects every link answered with 4xx
 from __future__ import annotations
 
 import contextlib
+import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,8 @@ from pathlib import Path
 import pytest
 
 import atomicsite
+from atomicsite.cdn import CloudFrontSettings, cloudfront_function_code
+from atomicsite.cdn.edge_routes import compile_edge_routes, routes_keys
 from atomicsite.serve import create_app
 from atomicsite.stores.local import LocalStore
 
@@ -49,6 +53,36 @@ def http_server(directory: Path):
         proc.wait(10)
 
 
+EDGE_SERVER = Path(__file__).with_name("edge_server.mjs")
+needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH: cannot run the function")
+
+
+def edge_kvs(manifest, channel: str = "live") -> dict[str, str]:
+    """What EdgeKeySwitcher writes for a version: its routes, then the channel's key."""
+    settings = CloudFrontSettings(mode="edge-key", kvs_arn="arn:aws:cloudfront::123456789012:key-value-store/k")
+    routes = compile_edge_routes(manifest)
+    items = dict(zip(routes_keys(settings.routes_key_prefix, manifest.version, len(routes.values)), routes.values))
+    return {**items, settings.kvs_key(channel): manifest.version}
+
+
+@contextlib.contextmanager
+def edge(tmp_path: Path, bucket: Path, kvs: dict[str, str], prefix: str = ""):
+    """CloudFront (the generated function under Node) in front of an S3-like origin at ``bucket``."""
+    fn = tmp_path / "function.js"
+    fn.write_text(cloudfront_function_code("atomicsite:live", prefix), encoding="utf-8")
+    kvs_file = tmp_path / "kvs.json"
+    kvs_file.write_text(json.dumps(kvs), encoding="utf-8")
+    proc = subprocess.Popen(["node", str(EDGE_SERVER), str(fn), str(bucket), str(kvs_file)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("listening "), proc.stderr.read()
+        yield f"http://127.0.0.1:{line.split()[1]}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def broken_paths(result) -> set[str]:
     from urllib.parse import urlsplit
 
@@ -62,6 +96,17 @@ def test_generated_sites_crawl_clean_through_the_router(tmp_path, name):
         result = crawl(base)
     assert result.broken == {}, result.broken
     assert result.pages >= 8
+
+
+@needs_node
+@pytest.mark.parametrize("name", GENERATORS)
+def test_generated_sites_crawl_clean_through_the_cloudfront_function(tmp_path, name):
+    store = LocalStore(tmp_path / "store")
+    result = atomicsite.publish(FIXTURES / "generators" / name, store, settings=SETTINGS, source={})
+    with edge(tmp_path, store.root, edge_kvs(result.plan.manifest)) as base:
+        crawled = crawl(base)
+    assert crawled.broken == {}, crawled.broken
+    assert crawled.pages >= 8
 
 
 @pytest.mark.parametrize("name", GENERATORS)
