@@ -39,6 +39,7 @@ class Settings:
     rules: tuple[HeaderRule, ...] = ()  # [[headers]] with match: object metadata per file
     response_headers: tuple = ()  # [[headers]] with for/values: atomicsite.routing.HeaderBlock per URL path
     redirects: tuple = ()  # [[redirects]]: atomicsite.routing.Redirect, after the build dir's _redirects
+    website_redirects: bool = False  # S3 website hosting: 301 rules as x-amz-website-redirect-location objects
     ignore: tuple[str, ...] = DEFAULT_IGNORE
     concurrency: int = 32
     retries: int = 5
@@ -92,7 +93,7 @@ def with_cloudfront_flags(settings: Settings, pairs: list[str]) -> Settings:
 _TOP_KEYS = {
     "target", "channel", "endpoint_url", "region", "profile", "addressing_style", "checksums", "project",
     "allow_unsafe_cas", "concurrency", "retries", "reuse_from", "ignore", "headers", "prune", "cloudfront",
-    "verify_urls", "verify_timeout", "serve", "redirects",
+    "verify_urls", "verify_timeout", "serve", "redirects", "website_redirects",
 }
 _ENV = {
     "TARGET": "target", "CHANNEL": "channel", "ENDPOINT_URL": "endpoint_url", "REGION": "region",
@@ -185,6 +186,8 @@ def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> Settin
             if value not in ("when_required", "when_supported"):
                 raise ConfigError(f"{where(key)}: {value!r} is not when_required or when_supported")
             store = replace(store, checksums=value)
+        elif key == "website_redirects":
+            out[key] = _bool(value, where(key))
         elif key == "allow_unsafe_cas":
             store = replace(store, allow_unsafe_cas=_bool(value, where(key)))
         elif key == "concurrency":

@@ -19,6 +19,7 @@ from .layout import check_channel, manifest_key, version_prefix
 from .manifest import Manifest
 from .plan import ALREADY_LIVE, COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_plan
 from .routing.build import scan_site
+from .routing.s3_website import write_website_redirects
 from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
 from .switch import SwitchOutcome, reconcile_live_link, switch_channel
 from .targets import detect_source, find_manifest, list_manifest_infos, opened
@@ -33,6 +34,7 @@ class PublishResult:
     outcome: SwitchOutcome | None = None
     seconds: float = 0.0
     retries: int = 0
+    website: dict | None = None  # website_redirects: the objects written and the rules S3 cannot express
 
     @property
     def version(self) -> str:
@@ -54,6 +56,8 @@ class PublishResult:
         }
         if self.outcome:
             d["after"] = [r.__dict__ for r in self.outcome.reports]
+        if self.website is not None:
+            d["website_redirects"] = self.website
         if self.dry_run:
             d["actions"] = [a.to_dict() for a in self.plan.actions]
         return d
@@ -219,6 +223,8 @@ def publish(
             receipts = run_transfers(store, plan, sources, workers=settings.concurrency, on_done=events.on_file)
             events.on_stage("verify")
             _verify(store, plan, proven, receipts, sources)
+            if settings.website_redirects and manifest.rules.redirects:
+                result.website = write_website_redirects(store, manifest).to_dict()  # before the commit
             events.on_stage("commit")
             _commit(store, manifest, corrupt_token)
 
