@@ -193,6 +193,9 @@ FILES = {"index.html", "about.html", "docs/index.html", "docs/a.html", "app/inde
     ((Redirect("/fr/*", "/fr/404.html", 404),), "fr/nope", "", (FILE, "fr/404.html", 404, None)),
     ((Redirect("/m/*", "/missing.html", 200), Redirect("/m/*", "/about", 200)), "m/x", "", (FILE, "about.html", 200, None)),
     ((Redirect("/a", "/b"), Redirect("/a", "/c")), "a", "", (REDIRECT, None, 301, "/b")),  # first match wins
+    ((Redirect("/w/*", "/star", 302), Redirect("/w/lit", "/lit")), "w/lit/", "", (REDIRECT, None, 302, "/star")),
+    ((Redirect("/w/lit", "/lit"), Redirect("/w/*", "/star", 302)), "w/lit", "", (REDIRECT, None, 301, "/lit")),
+    ((Redirect("/w/lit", "/gone.html", 200), Redirect("/w/*", "/about", 200)), "w/lit", "", (FILE, "about.html", 200, None)),
     ((Redirect("/ext", "https://example.com/:splat".replace(":splat", "x"), 308),), "ext", "", (REDIRECT, None, 308, "https://example.com/x")),
 ])
 def test_route(rules, rel, query, expected):

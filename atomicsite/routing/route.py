@@ -63,10 +63,8 @@ def route(files: Container[str], rules: SiteRules, rel: str, query: str = "") ->
     found = static_file(files, rel)
     directory = found is None and is_directory(files, rel)
     path = "/" + rel
-    for rule in rules.redirects:
-        captures = rule.pattern.match(path)
-        if captures is None or ((found or directory) and not rule.force):
-            continue
+    # Where a file answers, only forced rules can apply (shadowing).
+    for rule, captures in rules.matching(path, forced_only=bool(found or directory)):
         to = substitute(rule.to, captures)
         if rule.is_redirect:
             return Route(REDIRECT, status=rule.status, location=_with_query(to, query), rule=rule)
