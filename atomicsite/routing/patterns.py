@@ -40,7 +40,7 @@ class PathPattern:
 
     def match(self, path: str) -> dict[str, str] | None:
         """Captures for a decoded request path, or None. ``match("/news/a/b") == {"splat": "a/b"}``."""
-        m = self.regex.match(normal_path(path))
+        m = self.regex.fullmatch(normal_path(path))
         if not m:
             return None
         return {k: v or "" for k, v in m.groupdict().items()}
