@@ -125,12 +125,18 @@ def publish_result(result: PublishResult) -> None:
                   + (f" (was {plan.pointer.version})" if plan.pointer.version else ""))
     else:
         out.print(f"[yellow]not switched[/]: {plan.switch_reason}")
+    if result.website:
+        out.print(f"  s3 website redirects: {len(result.website['objects'])} object(s)")
+        for line in result.website["unsupported"]:
+            out.print(f"  [yellow]not expressible on S3 website hosting[/]: {escape(line)}")
     _after(result.outcome.reports if result.outcome else [])
 
 
 def _after(reports) -> None:
     for r in reports:
         out.print(f"  {r.switcher}: {'ok' if r.ok else 'FAILED'} {escape(r.detail)}")
+        for note in (r.data or {}).get("edge_notes", ()):  # rules the CloudFront Function handles differently
+            out.print(f"    [yellow]at the edge[/]: {escape(note)}")
 
 
 def serve_hint(target: str) -> None:

@@ -382,6 +382,34 @@ def test_standin_kvs_switch_writes_the_key_with_the_etag(standin):
     assert standin.state.kvs[arn]["items"] == {**routes, "atomicsite:live": new.version, "atomicsite:pr-7": new.version}
 
 
+def test_standin_kvs_switch_writes_routes_in_several_values_and_reports_edge_notes(standin):
+    from atomicsite.routing import Redirect, SiteRules
+
+    arn = standin.add_kvs("kvs-1")
+    rules = tuple(Redirect(f"/legacy/section-{i}/*", f"/archive/section-{i}/:splat") for i in range(40))
+    new = Manifest.build(manifest(SITE_V1).files, rules=SiteRules(rules + (Redirect("/fr/*", "/fr/404.html", 404),)))
+    report = EdgeKeySwitcher(kvs_settings(standin, arn), retry=FAST).apply(ctx(new))
+    items = standin.state.kvs[arn]["items"]
+    keys = report.data["routes_keys"]
+    assert len(keys) >= 2 and all(k in items and len(items[k].encode()) <= 1024 for k in keys)
+    assert items[keys[0]].startswith(f"{len(keys)}|") and items["atomicsite:live"] == new.version
+    assert len(report.data["edge_notes"]) == 1 and "404 rules are not applied at the edge" in report.data["edge_notes"][0]
+    assert "1 rule(s) work differently at the edge" in report.detail
+
+
+def test_standin_kvs_routes_too_large_write_nothing(standin):
+    from atomicsite.cdn.edge_routes import EdgeRoutesTooLarge
+    from atomicsite.routing import Redirect, SiteRules
+
+    arn = standin.add_kvs("kvs-1", {"atomicsite:live": KVS_V})
+    rules = tuple(Redirect(f"/old/page-number-{i}", f"/new/page-number-{i}/") for i in range(300))
+    new = Manifest.build(manifest(SITE_V1).files, rules=SiteRules(rules))
+    with pytest.raises(EdgeRoutesTooLarge, match="8 KeyValueStore values of 1024 bytes"):
+        EdgeKeySwitcher(kvs_settings(standin, arn), retry=FAST).apply(ctx(new))
+    assert standin.state.kvs[arn]["items"] == {"atomicsite:live": KVS_V}
+    assert standin.requests_to("PUT", "/keys/") == []
+
+
 def test_standin_kvs_conflict(standin):
     arn = standin.add_kvs("kvs-1", {"atomicsite:live": KVS_V})
     standin.race_next(arn)  # someone writes another key between our describe and our put

@@ -76,3 +76,24 @@ def test_website_redirects_need_s3(local_rig, tmp_path):
     build = make_build(tmp_path / "b", {"index.html": "i", "_redirects": "/a /b\n"})
     with pytest.raises(UsageError, match="website_redirects needs an s3:// target"):
         atomicsite.publish(build, local_rig.store, settings=replace(SETTINGS, website_redirects=True), source={})
+
+
+def test_cli_lists_the_rules_s3_cannot_express(s3_rig, tmp_path, monkeypatch):
+    import os
+
+    from typer.testing import CliRunner
+
+    from atomicsite.cli import app
+
+    for key in [k for k in os.environ if k.startswith("ATOMICSITE_")]:
+        monkeypatch.delenv(key)
+    for key, value in s3_rig.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "atomicsite.toml").write_text(f'target = "{s3_rig.url}"\nwebsite_redirects = true\n')
+    build = make_build(tmp_path / "b", {"index.html": "i", "_redirects": "/old /new 301\n/temp /new 302\n"})
+    result = CliRunner().invoke(app, ["publish", str(build)], catch_exceptions=False)
+    assert result.exit_code == 0, result.stdout
+    assert "s3 website redirects: 2 object(s)" in result.stdout
+    assert "not expressible on S3 website hosting: /temp /new 302: S3 object redirects are always 301" in \
+        " ".join(result.stdout.split())
