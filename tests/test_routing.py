@@ -306,7 +306,7 @@ SITE = {
 }
 
 
-def test_router_applies_every_rule_kind(rig, router, tmp_path):
+def test_router_applies_every_rule_kind(rig, router, tmp_path):  # noqa: F811  (the fixture)
     build = make_build(tmp_path / "site", SITE)
     (build / "forced.html").write_text("<p>shadowed unless forced</p>")
     version = atomicsite.publish(build, rig.store, settings=SETTINGS, source={}).version
