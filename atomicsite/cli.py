@@ -381,7 +381,7 @@ def edge_cloudfront_function_cmd(
     inv: Invocation,
 ):
     """Print (or --deploy) the viewer-request CloudFront Function that serves the version in the edge key."""
-    from .edge import cloudfront_function
+    from .cdn import cloudfront_function
 
     result = cloudfront_function(settings=inv.settings, deploy=deploy)
     if inv.json:

@@ -7,13 +7,13 @@ See docs/config.md for every key.
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .durations import parse_duration  # noqa: F401  (re-exported: atomicsite.config.parse_duration)
 from .errors import ConfigError, UsageError
 from .headers import HeaderRule
 from .layout import DEFAULT_CHANNEL, check_channel
@@ -37,13 +37,16 @@ class Settings:
     target: str | None = None
     channel: str = DEFAULT_CHANNEL
     store: StoreOptions = field(default_factory=StoreOptions)
-    rules: tuple[HeaderRule, ...] = ()
+    rules: tuple[HeaderRule, ...] = ()  # [[headers]] with match: object metadata per file
+    response_headers: tuple = ()  # [[headers]] with for/values: atomicsite.routing.HeaderBlock per URL path
+    redirects: tuple = ()  # [[redirects]]: atomicsite.routing.Redirect, after the build dir's _redirects
+    website_redirects: bool = False  # S3 website hosting: 301 rules as x-amz-website-redirect-location objects
     ignore: tuple[str, ...] = DEFAULT_IGNORE
     concurrency: int = 32
     retries: int = 5
     reuse_from: int = 3  # newest complete versions whose files may be copied instead of uploaded
     prune: PruneSettings = field(default_factory=PruneSettings)
-    cloudfront: Any = None  # atomicsite.cdn.cloudfront.CloudFrontSettings, from the [cloudfront] table
+    cloudfront: Any = None  # atomicsite.cdn.settings.CloudFrontSettings, from the [cloudfront] table
     verify_urls: tuple[str, ...] = ()
     verify_timeout: float = 120.0
     serve: Any = None  # atomicsite.serve.config.ServeConfig from the [serve] table, validated at load
@@ -67,7 +70,7 @@ def with_cloudfront_flags(settings: Settings, pairs: list[str]) -> Settings:
     scalars when they parse (``wait=true``, ``max_invalidation_paths=500``), else as strings."""
     from dataclasses import fields
 
-    from .cdn.cloudfront import CloudFrontSettings
+    from .cdn.settings import CloudFrontSettings
 
     current = settings.cloudfront
     table = {f.name: getattr(current, f.name) for f in fields(current)
@@ -89,7 +92,7 @@ def with_cloudfront_flags(settings: Settings, pairs: list[str]) -> Settings:
 _TOP_KEYS = {
     "target", "channel", "endpoint_url", "region", "profile", "addressing_style", "checksums", "project",
     "allow_unsafe_cas", "concurrency", "retries", "reuse_from", "ignore", "headers", "prune", "cloudfront",
-    "verify_urls", "verify_timeout", "serve",
+    "verify_urls", "verify_timeout", "serve", "redirects", "website_redirects",
 }
 _ENV = {
     "TARGET": "target", "CHANNEL": "channel", "ENDPOINT_URL": "endpoint_url", "REGION": "region",
@@ -97,18 +100,6 @@ _ENV = {
     "PROJECT": "project", "ALLOW_UNSAFE_CAS": "allow_unsafe_cas", "CONCURRENCY": "concurrency",
     "RETRIES": "retries",
 }
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw]?)$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(text: str | int | float, *, where: str) -> float:
-    """``"30d"`` → seconds. Units s, m, h, d, w; a bare number is seconds."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
-    m = _DURATION.match(str(text).strip().lower())
-    if not m:
-        raise ConfigError(f"{where}: {text!r} is not a duration", hint="Use a number with s, m, h, d or w (e.g. 30d).")
-    return float(m.group(1)) * _UNITS[m.group(2)]
 
 
 def find_config_file(cwd: Path, explicit: str | None = None) -> tuple[Path, dict] | None:
@@ -229,6 +220,8 @@ def _apply(settings: Settings, values: Mapping[str, Any], source: _Source) -> Se
             if value not in ("when_required", "when_supported"):
                 raise ConfigError(f"{where(key)}: {value!r} is not when_required or when_supported")
             store = replace(store, checksums=value)
+        elif key == "website_redirects":
+            out[key] = _bool(value, where(key))
         elif key == "allow_unsafe_cas":
             store = replace(store, allow_unsafe_cas=_bool(value, where(key)))
         elif key == "concurrency":
@@ -241,13 +234,20 @@ def _apply(settings: Settings, values: Mapping[str, Any], source: _Source) -> Se
                 raise ConfigError(f"{where(key)}: must be a list of glob strings")
             out[key] = tuple(value)
         elif key == "headers":
-            out["rules"] = _header_rules(value, where(key))
+            out["rules"], out["response_headers"] = _header_rules(value, where(key))
+        elif key == "redirects":
+            from .routing import RuleError, redirects_from_config
+
+            try:
+                out["redirects"] = redirects_from_config(value, where(key))
+            except RuleError as exc:
+                raise ConfigError(exc.message, hint=exc.hint) from None
         elif key == "prune":
             out[key] = _prune(value, source, settings.prune)
         elif key == "cloudfront":
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{where(key)}: must be a table")
-            from .cdn.cloudfront import CloudFrontSettings  # validated now, before any upload
+            from .cdn.settings import CloudFrontSettings  # validated now, before any upload
 
             try:
                 out[key] = CloudFrontSettings.from_mapping(value)
@@ -266,21 +266,34 @@ def _apply(settings: Settings, values: Mapping[str, Any], source: _Source) -> Se
     return _validated(replace(settings, store=store, **out), "settings")
 
 
-def _header_rules(value, where: str) -> tuple[HeaderRule, ...]:
+def _header_rules(value, where: str) -> tuple[tuple[HeaderRule, ...], tuple]:
+    """``[[headers]]`` tables: with ``match`` (a build-dir glob) they set object metadata; with ``for``
+    and ``values`` (Netlify's form, a URL path) they are response headers (atomicsite.routing)."""
     if not isinstance(value, list):
         raise ConfigError(f"{where}: must be a list of tables like {{ match = '*.html', cache_control = '...' }}")
     rules = []
+    blocks = []
     for i, item in enumerate(value):
+        if isinstance(item, Mapping) and "for" in item:
+            from .routing import RuleError, header_blocks_from_config
+
+            try:
+                blocks.append(header_blocks_from_config(item, f"{where}[{i}]"))
+            except RuleError as exc:
+                raise ConfigError(exc.message, hint=exc.hint) from None
+            continue
         if not isinstance(item, Mapping):
-            raise ConfigError(f"{where}[{i}]: must be a table with match, content_type, cache_control")
+            raise ConfigError(f"{where}[{i}]: must be a table with match, content_type, cache_control "
+                              "(or for and values, for response headers)")
         unknown = sorted(set(item) - {"match", "content_type", "cache_control"})
         if unknown:
-            raise ConfigError(f"{where}[{i}] {unknown[0]}: unknown key", hint="A rule has keys match, content_type, cache_control.")
+            raise ConfigError(f"{where}[{i}] {unknown[0]}: unknown key",
+                              hint="A rule has keys match, content_type, cache_control (or for and values, for response headers).")
         try:
             rules.append(HeaderRule(str(item.get("match", "")), item.get("content_type"), item.get("cache_control")))
         except ConfigError as exc:
             raise ConfigError(f"{where}[{i}]: {exc.message}", hint=exc.hint) from None
-    return tuple(rules)
+    return tuple(rules), tuple(blocks)
 
 
 def _prune(value, source: _Source, current: PruneSettings) -> PruneSettings:

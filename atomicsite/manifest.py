@@ -3,6 +3,11 @@
 The version id is the first 16 hex chars of the sha256 of the canonical file table (each path with its
 sha256, size, Content-Type and Cache-Control), so the same build under the same header rules always
 gets the same id. Time, message and source are recorded but are not part of the id.
+
+A version with URL rules (redirects, response headers: atomicsite.routing) records them in the manifest
+and they are part of its id, so a rollback rolls them back too. Such a manifest is written as format 2;
+a version without rules is written exactly as before (format 1, same id), so existing targets keep
+their ids and older atomicsite releases keep reading them. Every format this code has written is read.
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ from functools import cached_property
 from . import __version__
 from .errors import IntegrityError
 from .layout import VERSION_RE
+from .routing.site import SiteRules
 
-FORMAT = 1
+FORMAT = 1  # a manifest without rules
+FORMAT_RULES = 2  # the same, plus "rules" (redirects and response headers), part of the version id
+READABLE = (FORMAT, FORMAT_RULES)
 ID_LENGTH = 16
 
 
@@ -41,9 +49,11 @@ def canonical_json(value) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def version_id(files: Iterable[FileEntry]) -> str:
+def version_id(files: Iterable[FileEntry], rules: SiteRules | None = None) -> str:
     table = sorted(f.identity() for f in files)
-    return hashlib.sha256(canonical_json(table)).hexdigest()[:ID_LENGTH]
+    # Without rules the id is the hash of the table alone, exactly as before rules existed.
+    hashed = {"files": table, "rules": rules.to_dict()} if rules else table
+    return hashlib.sha256(canonical_json(hashed)).hexdigest()[:ID_LENGTH]
 
 
 def utcnow() -> str:
@@ -64,11 +74,15 @@ class Manifest:
     message: str | None = None
     tool: str = f"atomicsite {__version__}"
     format: int = FORMAT
+    rules: SiteRules = field(default_factory=SiteRules)
 
     @classmethod
-    def build(cls, files: Iterable[FileEntry], *, source: dict | None = None, message: str | None = None) -> Manifest:
+    def build(cls, files: Iterable[FileEntry], *, source: dict | None = None, message: str | None = None,
+              rules: SiteRules | None = None) -> Manifest:
         files = tuple(sorted(files, key=lambda f: f.path))
-        return cls(version=version_id(files), created=utcnow(), files=files, source=dict(source or {}), message=message)
+        rules = rules or SiteRules()
+        return cls(version=version_id(files, rules), created=utcnow(), files=files, source=dict(source or {}),
+                   message=message, format=FORMAT_RULES if rules else FORMAT, rules=rules)
 
     @cached_property
     def by_path(self) -> dict[str, FileEntry]:
@@ -79,8 +93,8 @@ class Manifest:
         return sum(f.size for f in self.files)
 
     def to_dict(self) -> dict:
-        return {
-            "format": self.format,
+        d = {
+            "format": FORMAT_RULES if self.rules else FORMAT,
             "version": self.version,
             "created": self.created,
             "message": self.message,
@@ -88,6 +102,9 @@ class Manifest:
             "tool": self.tool,
             "files": {f.path: {k: v for k, v in asdict(f).items() if k != "path"} for f in self.files},
         }
+        if self.rules:
+            d["rules"] = self.rules.to_dict()
+        return d
 
     def to_json(self) -> bytes:
         return canonical_json(self.to_dict())
@@ -108,8 +125,10 @@ class Manifest:
             raise corrupt(f"not valid JSON ({exc})") from None
         if not isinstance(raw, dict):
             raise corrupt("not a JSON object")
-        if raw.get("format") != FORMAT:
-            raise corrupt(f"unknown format {raw.get('format')!r} (this atomicsite reads format {FORMAT})")
+        fmt = raw.get("format")
+        if fmt not in READABLE or isinstance(fmt, bool):
+            raise corrupt(f"unknown format {fmt!r} (this atomicsite reads formats {', '.join(map(str, READABLE))}; "
+                          f"a newer atomicsite may have written it)")
         version = raw.get("version")
         if not isinstance(version, str) or not VERSION_RE.match(version):
             raise corrupt(f"bad version id {version!r}")
@@ -130,7 +149,13 @@ class Manifest:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise corrupt(f"bad file entry ({exc!r})") from None
-        if version_id(files) != version:
+        rules = SiteRules()
+        if fmt == FORMAT_RULES:
+            try:
+                rules = SiteRules.from_dict(raw.get("rules"))
+            except ValueError as exc:
+                raise corrupt(str(exc)) from None
+        if version_id(files, rules) != version:
             raise corrupt(f"its file table does not hash to its version id {version}")
         if expect_version and version != expect_version:
             raise corrupt(f"it names version {version}, expected {expect_version}")
@@ -147,7 +172,8 @@ class Manifest:
             source=source,
             message=raw.get("message"),
             tool=str(raw.get("tool", "")),
-            format=FORMAT,
+            format=fmt,
+            rules=rules,
         )
 
 

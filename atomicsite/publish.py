@@ -19,7 +19,8 @@ from .errors import IntegrityError, PreconditionFailed
 from .layout import check_channel, manifest_key, version_prefix
 from .manifest import Manifest
 from .plan import COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_plan
-from .scan import scan
+from .routing.build import scan_site
+from .routing.s3_website import write_website_redirects
 from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
 from .switch import SwitchOutcome, reconcile_live_link, switch_channel
 from .targets import detect_source, find_manifest, list_manifest_infos, opened
@@ -34,6 +35,7 @@ class PublishResult:
     outcome: SwitchOutcome | None = None
     seconds: float = 0.0
     retries: int = 0
+    website: dict | None = None  # website_redirects: the objects written and the rules S3 cannot express
 
     @property
     def version(self) -> str:
@@ -55,6 +57,8 @@ class PublishResult:
         }
         if self.outcome:
             d["after"] = [r.__dict__ for r in self.outcome.reports]
+        if self.website is not None:
+            d["website_redirects"] = self.website
         if self.dry_run:
             d["actions"] = [a.to_dict() for a in self.plan.actions]
         return d
@@ -189,10 +193,10 @@ def publish(
     with opened(target, settings) as (store, settings):
         channel = check_channel(channel or settings.channel)
         events.on_stage("scan")
-        files = scan(build_dir, rules=settings.rules, ignore=settings.ignore, on_file=events.on_scan)
+        files, rules = scan_site(build_dir, settings, on_file=events.on_scan)  # rule errors stop it here
         sources = {f.entry.path: f.source for f in files}
         manifest = Manifest.build((f.entry for f in files), source=source if source is not None else detect_source(),
-                                  message=message)
+                                  message=message, rules=rules)
 
         events.on_stage("plan")
         pointer = read_pointer(store, channel)
@@ -216,6 +220,8 @@ def publish(
                 receipts = run_transfers(store, plan, sources, workers=settings.concurrency, on_done=events.on_file)
                 events.on_stage("verify")
                 _verify(store, plan, planned.proven, receipts, sources)
+                if settings.website_redirects and plan.manifest.rules.redirects:
+                    result.website = write_website_redirects(store, plan.manifest).to_dict()  # before the commit
                 events.on_stage("commit")
                 claim.ensure_held()
                 _commit(store, plan.manifest, planned.corrupt_token)

@@ -175,6 +175,10 @@ def publish_result(result: PublishResult) -> None:
         out.print(f"channel {plan.channel!r} already serves {plan.version}: nothing to switch")
     else:
         out.print(f"[yellow]not switched[/]: {escape(plan.switch_reason)}")
+    if result.website:
+        out.print(f"  s3 website redirects: {plural(len(result.website['objects']), 'object')}")
+        for line in result.website["unsupported"]:
+            out.print(f"  [yellow]not expressible on S3 website hosting[/]: {escape(line)}")
     _after(result.outcome.reports if result.outcome else [])
 
 
@@ -187,6 +191,8 @@ def switch_line(channel: str, version: str, before: str | None, pinned: bool = F
 def _after(reports) -> None:
     for r in reports:
         out.print(f"  {r.switcher}: {'ok' if r.ok else 'FAILED'} {escape(r.detail)}")
+        for note in (r.data or {}).get("edge_notes", ()):  # rules the CloudFront Function handles differently
+            out.print(f"    [yellow]at the edge[/]: {escape(note)}")
 
 
 def serve_hint(target: str, channel: str = "live") -> None:

@@ -23,6 +23,7 @@ from .headers import HeaderRule, headers_for
 from .manifest import FileEntry
 
 DEFAULT_IGNORE = (".git", ".svn", ".hg", ".DS_Store", "Thumbs.db", "desktop.ini", ".atomicsite", "*.swp", "*~")
+SITE_RULE_FILES = ("_redirects", "_headers")  # rules, read by atomicsite.routing.build: never served
 MAX_KEY_BYTES = 900  # S3 allows 1024 bytes per key; leave room for "<prefix>/v/<version>/"
 _CHUNK = 1 << 20
 
@@ -90,7 +91,7 @@ def _walk(root: Path, ignore: tuple[str, ...]) -> list[tuple[str, Path]]:
         for entry in entries:
             name = unicodedata.normalize("NFC", entry.name)
             rel = f"{rel_dir}{name}"
-            if ignored(rel, name):
+            if ignored(rel, name) or (not rel_dir and name in SITE_RULE_FILES):
                 continue
             path = Path(entry.path)
             if entry.is_symlink():

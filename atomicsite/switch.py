@@ -19,7 +19,7 @@ from .errors import (AtomicsiteError, ChannelNotFound, ConflictError, HealthChec
 from .layout import DEFAULT_CHANNEL, channel_key, check_channel
 from .manifest import Manifest, canonical_json, utcnow
 from .stores.base import Store
-from .switchers import SwitchContext, SwitchReport
+from .cdn.switching import SwitchContext, SwitchReport
 from .targets import find_manifest, opened, read_manifest, resolve_version
 
 SWITCHERS_RECORD = "_atomicsite/switchers/{channel}.json"
@@ -60,7 +60,7 @@ def run_switchers(store: Store, settings: Settings, channel: str, manifest: Mani
     """Apply every configured switcher for the version now in the pointer; record what each did."""
     if not settings.cloudfront:
         return []
-    from .cdn.cloudfront import switchers_from_settings  # boto3 only when a CDN is configured
+    from .cdn import switchers_from_settings  # boto3 only when a CDN is configured
 
     ctx = SwitchContext(
         target_url=store.url, root_prefix=_root_prefix(store), channel=channel, version=manifest.version,

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from atomicsite.cdn.cloudfront import (CloudFrontSettings, EdgeKeySwitcher, InvalidationSwitcher, OriginPathSwitcher,
+from atomicsite.cdn import (CloudFrontSettings, EdgeKeySwitcher, InvalidationSwitcher, OriginPathSwitcher,
                                        boto3_client_factory, cloudfront_function_code, deploy_cloudfront_function,
                                        encode_invalidation_path, invalidation_paths, origin_path,
                                        switchers_from_settings)
@@ -31,7 +31,7 @@ from dataclasses import replace
 
 from atomicsite.manifest import FileEntry, Manifest
 from atomicsite.retry import RetryPolicy
-from atomicsite.switchers import SwitchContext
+from atomicsite.cdn import SwitchContext
 from tests.cloudfront_standin import CloudFrontStandIn
 
 FAST = RetryPolicy(attempts=3, initial=0.01, maximum=0.02)
@@ -365,9 +365,11 @@ def test_standin_kvs_switch_writes_the_key_with_the_etag(standin):
     etag = standin.state.kvs[arn]["etag"]
     new = manifest(SITE_V1)
     report = EdgeKeySwitcher(kvs_settings(standin, arn), retry=FAST).apply(ctx(new))
-    assert standin.state.kvs[arn]["items"] == {"atomicsite:live": new.version}
+    # the version's routes first (old.html answers /old: a pretty URL), then the channel's key
+    routes = {f"atomicsite:routes:{new.version}": '1|{"r":[],"p":["/old"],"e":[]}'}
+    assert standin.state.kvs[arn]["items"] == {**routes, "atomicsite:live": new.version}
     puts = standin.requests_to("PUT", "/keys/")
-    assert [h["if-match"] for h in puts] == [etag]
+    assert puts[0]["if-match"] == etag and len(puts) == 2 and puts[1]["if-match"] != etag
     # The account-id host prefix was removed before signing: the signed Host is the stand-in's, SigV4A.
     assert puts[0]["host"] == standin.url.removeprefix("http://")
     assert puts[0]["authorization"].startswith("AWS4-ECDSA-P256-SHA256 ")
@@ -376,14 +378,42 @@ def test_standin_kvs_switch_writes_the_key_with_the_etag(standin):
     # Another channel gets its own key; the same version again writes nothing.
     EdgeKeySwitcher(kvs_settings(standin, arn), retry=FAST).apply(ctx(new, channel="pr-7"))
     again = EdgeKeySwitcher(kvs_settings(standin, arn), retry=FAST).apply(ctx(new))
-    assert again.data["changed"] is False and len(standin.requests_to("PUT", "/keys/")) == 2
-    assert standin.state.kvs[arn]["items"] == {"atomicsite:live": new.version, "atomicsite:pr-7": new.version}
+    assert again.data["changed"] is False and len(standin.requests_to("PUT", "/keys/")) == 3
+    assert standin.state.kvs[arn]["items"] == {**routes, "atomicsite:live": new.version, "atomicsite:pr-7": new.version}
+
+
+def test_standin_kvs_switch_writes_routes_in_several_values_and_reports_edge_notes(standin):
+    from atomicsite.routing import Redirect, SiteRules
+
+    arn = standin.add_kvs("kvs-1")
+    rules = tuple(Redirect(f"/legacy/section-{i}/*", f"/archive/section-{i}/:splat") for i in range(40))
+    new = Manifest.build(manifest(SITE_V1).files, rules=SiteRules(rules + (Redirect("/fr/*", "/fr/404.html", 404),)))
+    report = EdgeKeySwitcher(kvs_settings(standin, arn), retry=FAST).apply(ctx(new))
+    items = standin.state.kvs[arn]["items"]
+    keys = report.data["routes_keys"]
+    assert len(keys) >= 2 and all(k in items and len(items[k].encode()) <= 1024 for k in keys)
+    assert items[keys[0]].startswith(f"{len(keys)}|") and items["atomicsite:live"] == new.version
+    assert len(report.data["edge_notes"]) == 1 and "404 rules are not applied at the edge" in report.data["edge_notes"][0]
+    assert "1 rule(s) work differently at the edge" in report.detail
+
+
+def test_standin_kvs_routes_too_large_write_nothing(standin):
+    from atomicsite.cdn.edge_routes import EdgeRoutesTooLarge
+    from atomicsite.routing import Redirect, SiteRules
+
+    arn = standin.add_kvs("kvs-1", {"atomicsite:live": KVS_V})
+    rules = tuple(Redirect(f"/old/page-number-{i}", f"/new/page-number-{i}/") for i in range(300))
+    new = Manifest.build(manifest(SITE_V1).files, rules=SiteRules(rules))
+    with pytest.raises(EdgeRoutesTooLarge, match="8 KeyValueStore values of 1024 bytes"):
+        EdgeKeySwitcher(kvs_settings(standin, arn), retry=FAST).apply(ctx(new))
+    assert standin.state.kvs[arn]["items"] == {"atomicsite:live": KVS_V}
+    assert standin.requests_to("PUT", "/keys/") == []
 
 
 def test_standin_kvs_conflict(standin):
     arn = standin.add_kvs("kvs-1", {"atomicsite:live": KVS_V})
     standin.race_next(arn)  # someone writes another key between our describe and our put
-    with pytest.raises(ConflictError, match="changed while atomicsite was writing 'atomicsite:live'"):
+    with pytest.raises(ConflictError, match="changed while atomicsite was writing 'atomicsite:routes:"):  # routes go first
         EdgeKeySwitcher(kvs_settings(standin, arn), retry=FAST).apply(ctx(manifest(SITE_V1)))
     assert standin.state.kvs[arn]["items"]["atomicsite:live"] == KVS_V
 
@@ -426,15 +456,15 @@ def test_function_code_fills_the_template():
 
 EDGE_CASES = [
     ("/", "/index.html"),
-    ("/about", "/about/index.html"),
     ("/about/", "/about/index.html"),
     ("/a.js", "/a.js"),
     ("/assets/app.3f9a1c2b.js", "/assets/app.3f9a1c2b.js"),
     ("/caf%C3%A9/", "/caf%C3%A9/index.html"),  # percent-encoding kept as CloudFront gives it
-    ("/café/menu", "/café/menu/index.html"),
     ("/日本語.html", "/日本語.html"),
-    ("/v1.2/notes", "/v1.2/notes/index.html"),  # only the last segment decides
 ]
+# No '.' in the last segment and no trailing slash: a directory, redirected so relative links work
+# (only the last segment decides; the query is kept).
+EDGE_REDIRECTS = [("/about", "/about/?q=1"), ("/café/menu", "/café/menu/?q=1"), ("/v1.2/notes", "/v1.2/notes/?q=1")]
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH: cannot run the CloudFront Function")
@@ -443,7 +473,7 @@ def test_function_rewrites_under_node(tmp_path, prefix, root):
     fn = tmp_path / "fn.js"
     fn.write_text(cloudfront_function_code("atomicsite:live", prefix), encoding="utf-8")
     live = {"atomicsite:live": KVS_V}
-    cases = [{"uri": uri, "kvs": live} for uri, _ in EDGE_CASES] + [
+    cases = [{"uri": uri, "kvs": live} for uri, _ in EDGE_CASES + EDGE_REDIRECTS] + [
         {"uri": "/about", "kvs": {}},  # key missing
         {"uri": "/about", "kvs": {"atomicsite:live": "../../etc"}},  # not a version id
         {"uri": "/../_atomicsite/channels/live.json", "kvs": live},
@@ -454,12 +484,17 @@ def test_function_rewrites_under_node(tmp_path, prefix, root):
     assert run.returncode == 0, run.stderr
     results = json.loads(run.stdout)
     assert all(r["ok"] for r in results), [r for r in results if not r["ok"]]
-    assert all(r["reads"] == ["atomicsite:live"] for r in results)
+    served = len(EDGE_CASES) + len(EDGE_REDIRECTS)
+    # the version's routes are looked up (this version has none: the key is absent)
+    assert all(r["reads"] == ["atomicsite:live", f"atomicsite:routes:{KVS_V}"] for r in results[:served])
+    assert all(r["reads"] == ["atomicsite:live"] for r in results[served:])
 
     for (uri, want), r in zip(EDGE_CASES, results):
         assert r["result"]["uri"] == f"{root}/v/{KVS_V}{want}", uri
         assert r["result"]["querystring"] == {"q": {"value": "1"}}  # the rest of the request is untouched
-    missing, bad, dotdot, encoded_dotdot = (r["result"] for r in results[len(EDGE_CASES):])
+    for (uri, location), r in zip(EDGE_REDIRECTS, results[len(EDGE_CASES):]):
+        assert r["result"]["statusCode"] == 301 and r["result"]["headers"]["location"]["value"] == location, uri
+    missing, bad, dotdot, encoded_dotdot = (r["result"] for r in results[served:])
     for response in (missing, bad):
         assert response["statusCode"] == 503 and "uri" not in response
         assert response["headers"]["cache-control"]["value"] == "no-store"

@@ -142,7 +142,7 @@ FILES = {p: p for p in ["index.html", "about.html", "about/index.html", "docs/in
 
 @pytest.mark.parametrize("rel, found", [
     ("", "index.html"), ("index.html", "index.html"), ("about", "about.html"), ("about/", "about/index.html"),
-    ("docs", "docs/index.html"), ("docs/", "docs/index.html"), ("blog", "blog.html"), ("blog/", None),
+    ("docs", None), ("docs/", "docs/index.html"), ("blog", "blog.html"), ("blog/", None),
     ("a.css", "a.css"), ("a", None), ("missing", None), ("about/index", "about/index.html"),
 ])
 def test_lookup_directories_and_clean_urls(rel, found):
@@ -227,9 +227,9 @@ def test_pin_comes_from_header_then_cookie():
 # -- over HTTP, on every store --------------------------------------------------------------------
 
 BLOG_ROUTES = [
-    ("/", "index.html"), ("/index.html", "index.html"), ("/about", "about/index.html"),
+    ("/", "index.html"), ("/index.html", "index.html"),
     ("/about/", "about/index.html"), ("/posts/2024/hello-world/", "posts/2024/hello-world/index.html"),
-    ("/posts/2024/hello-world", "posts/2024/hello-world/index.html"), ("/robots.txt", "robots.txt"),
+    ("/robots.txt", "robots.txt"),
     ("/assets/main.3f9a1c2b.css", "assets/main.3f9a1c2b.css"), ("/feed.xml", "feed.xml"),
     ("/site.webmanifest", "site.webmanifest"), ("/index.html?utm=../../x", "index.html"),
 ]
@@ -251,6 +251,10 @@ def test_serves_the_live_version_with_its_manifest_headers(rig, router, tmp_path
             assert r.headers["etag"] == f'"{entry.sha256}"'
             assert r.headers["x-atomicsite-version"] == result.version
             assert int(r.headers["content-length"]) == entry.size
+        # a directory without its slash is redirected to it, query kept (docs/serve.md)
+        for route, location in [("/about", "/about/"), ("/posts/2024/hello-world?x=1&y=%2F", "/posts/2024/hello-world/?x=1&y=%2F")]:
+            r = c.get(route)
+            assert (r.status_code, r.headers["location"]) == (301, location), route
         for route in ["/missing", "/about.html", "/assets/", "/posts/2024/", "/v/" + result.version + "/index.html",
                       "/current/index.html"]:
             r = c.get(route)

@@ -24,6 +24,7 @@ from ..layout import object_key
 from ..manifest import FileEntry, Manifest
 from ..stores.base import Store
 from .config import ServeConfig
+from .rules import location_header, route_request, rule_headers
 from .resolve import (
     UNSATISFIABLE, BadPath, ByteRange, etag_matches, etag_of, is_html, is_navigation, is_reserved, lookup,
     normal_host, parse_range, pin_candidate, site_path, wants_html,
@@ -55,6 +56,7 @@ class _Choice:
     entry: FileEntry
     status: int = 200
     pinned: bool = False  # served from the client's pin rather than live
+    extra: tuple = ()  # response headers from the version's _headers rules
 
 
 @dataclass
@@ -171,14 +173,15 @@ class Router:
             raise _Respond(503, f"Channel {name!r} has nothing published yet.", [(b"retry-after", b"5")])
         live = await self._live_manifest(channel)
         record.version = live.version
-        choice = await self._choose(rel, headers, channel, live, self._pin(headers, channel))
+        query = (scope.get("query_string") or b"").decode("latin-1")
+        choice = await self._choose(rel, headers, channel, live, self._pin(headers, channel), query, root)
         record.version = choice.version
         try:
             await self._respond(scope, headers, choice, receive, send, root)
         except _Gone:  # only a pinned choice raises it, and only before anything was sent
             log.warning("version %s is being pruned; serving /%s from live", choice.version, rel)
             self.manifests.forget(choice.version)
-            choice = await self._choose(rel, headers, channel, live, None)
+            choice = await self._choose(rel, headers, channel, live, None, query, root)
             record.version = choice.version
             await self._respond(scope, headers, choice, receive, send, root)
 
@@ -197,16 +200,27 @@ class Router:
         candidate = pin_candidate(headers, self.config.cookie_name)
         return candidate if candidate in channel.recent else None
 
-    async def _choose(self, rel: str, headers, channel: Channel, live: Manifest, pin: str | None) -> _Choice:
+    async def _choose(self, rel: str, headers, channel: Channel, live: Manifest, pin: str | None,
+                      query: str = "", root: str = "") -> _Choice:
+        choice = await self._choose_file(rel, headers, channel, live, pin, query, root)
+        choice.extra = tuple(rule_headers(live, rel))
+        return choice
+
+    async def _choose_file(self, rel: str, headers, channel: Channel, live: Manifest, pin: str | None,
+                           query: str, root: str) -> _Choice:
         navigation = is_navigation(headers)
         if pin and pin != live.version and not navigation:
             pinned = await self.manifests.retained(pin)
             entry = lookup(pinned.by_path, rel) if pinned else None
             if entry and not is_html(entry):
                 return _Choice(pin, entry, pinned=True)
-        entry = lookup(live.by_path, rel)
-        if entry:
-            return _Choice(live.version, entry)
+        routed = route_request(live, rel, query)  # files, directory redirects, _redirects rules
+        if routed.kind == "redirect":
+            raise _Respond(routed.status, f"Redirecting to {routed.location}",
+                           [(b"location", location_header(routed.location, root))] + rule_headers(live, rel),
+                           version=live.version)
+        if routed.kind == "file":
+            return _Choice(live.version, live.by_path[routed.path], status=routed.status)
         if pin and not navigation and is_fingerprinted(rel):
             # A tab still on an older version while the cookie moved on (another tab loaded a newer
             # page): its fingerprinted assets exist only in the version it was loaded from. Only
@@ -239,6 +253,7 @@ class Router:
             (b"cache-control", cache_control.encode("latin-1")),
             (b"etag", etag.encode()),
             (b"x-atomicsite-version", choice.version.encode()),
+            *choice.extra,
         ]
         if self.config.skew_protection and is_html(entry) and not choice.pinned:
             held = pin_candidate({"cookie": headers.get("cookie", "")}, self.config.cookie_name)

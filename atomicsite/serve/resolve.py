@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..layout import VERSION_RE
 from ..manifest import FileEntry
+from ..routing.route import static_file
 
 MAX_PATH = 4096
 RESERVED = "_atomicsite"
@@ -43,10 +44,11 @@ def is_reserved(rel: str) -> bool:
 
 
 def lookup(files: Mapping[str, FileEntry], rel: str) -> FileEntry | None:
-    """A directory → its ``index.html``; ``about`` → ``about``, ``about.html`` or ``about/index.html``."""
-    if rel == "" or rel.endswith("/"):
-        return files.get(rel + "index.html")
-    return files.get(rel) or files.get(rel + ".html") or files.get(rel + "/index.html")
+    """The file a path names by itself: a directory → its ``index.html``; ``about`` → ``about`` or
+    ``about.html``. ``about`` with only ``about/index.html`` is None here: the router answers it with a
+    redirect to ``about/`` (atomicsite.routing.route)."""
+    path = static_file(files, rel)
+    return files[path] if path else None
 
 
 def is_html(entry: FileEntry) -> bool:
