@@ -16,7 +16,7 @@ processes and machines they share nothing but the store, so they follow a flag p
 Each side writes before it reads, and the stores are strongly consistent, so whichever writes second
 reads the other's mark: the writer sees the lease and stays away, or prune sees the claim (or, once
 the writer has switched and withdrawn it, the pointer) and spares the version. It is Dekker's flag
-protocol; no clock is involved except to expire the marks of processes that died: a claim lives
+protocol; the objects layout's pool is guarded the same way (atomicsite.pool). No clock is involved except to expire the marks of processes that died: a claim lives
 :data:`CLAIM_TTL` and is refreshed while its command runs, the lease :data:`LEASE_TTL`.
 """
 
@@ -68,6 +68,7 @@ class Claim:
     at: str
     ttl: float
     age: float
+    uses_pool: bool = False
 
     @property
     def expired(self) -> bool:
@@ -88,11 +89,11 @@ def read_claims(store: Store) -> list[Claim]:
         try:
             raw = json.loads(store.get(info.key).data)
             claim = Claim(info.key, version, str(raw.get("action", "?")), str(raw.get("by", "?")),
-                          str(raw.get("at", "")), float(raw.get("ttl", CLAIM_TTL)), 0.0)
+                          str(raw.get("at", "")), float(raw.get("ttl", CLAIM_TTL)), 0.0, raw.get("pool") is True)
         except ObjectNotFound:
             continue  # withdrawn between the listing and the read
         except (ValueError, TypeError, AttributeError):
-            claim = Claim(info.key, version, "?", "?", "", CLAIM_TTL, 0.0)
+            claim = Claim(info.key, version, "?", "?", "", CLAIM_TTL, 0.0, True)
         out.append(Claim(**{**claim.__dict__, "age": _age(info.modified, claim.at)}))
     return out
 
@@ -107,6 +108,7 @@ class Lease:
     ttl: float
     age: float
     token: str | None
+    pool: bool = False  # unused objects of the pool are being collected
 
     @property
     def expired(self) -> bool:
@@ -122,14 +124,15 @@ def read_lease(store: Store) -> Lease | None:
         raw = json.loads(body.data)
         doomed = frozenset(str(v) for v in raw["doomed"])
         by, at, ttl = str(raw.get("by", "?")), str(raw.get("at", "")), float(raw.get("ttl", LEASE_TTL))
+        pool = raw.get("pool") is True
     except (ValueError, TypeError, KeyError, AttributeError):
         # A lease we cannot read could doom anything: treat it as dooming everything until it expires.
-        by, at, ttl, doomed = "?", "", LEASE_TTL, frozenset({"*"})
-    return Lease(by, at, doomed, ttl, _age(body.info.modified, at), body.info.token)
+        by, at, ttl, doomed, pool = "?", "", LEASE_TTL, frozenset({"*"}), True
+    return Lease(by, at, doomed, ttl, _age(body.info.modified, at), body.info.token, pool)
 
 
-def _dooms(lease: Lease | None, version: str) -> bool:
-    return lease is not None and (version in lease.doomed or "*" in lease.doomed)
+def _dooms(lease: Lease | None, version: str, uses_pool: bool) -> bool:
+    return lease is not None and (version in lease.doomed or "*" in lease.doomed or (uses_pool and lease.pool))
 
 
 class VersionClaim:
@@ -141,8 +144,10 @@ class VersionClaim:
     ...     write_pointer(...)
     """
 
-    def __init__(self, store: Store, version: str, action: str, *, wait: float = 0.0, ttl: float = CLAIM_TTL):
+    def __init__(self, store: Store, version: str, action: str, *, wait: float = 0.0, ttl: float = CLAIM_TTL,
+                 uses_pool: bool = False):
         self.store, self.version, self.action, self.wait, self.ttl = store, version, action, wait, ttl
+        self.uses_pool = uses_pool  # an objects-layout publish: it relies on what it found in the pool
         self.key = f"{CLAIMS}{version}.{secrets.token_hex(6)}.json"
         self._refreshed = 0.0  # monotonic time the last claim write that landed was sent
         self._stop = threading.Event()
@@ -150,7 +155,7 @@ class VersionClaim:
 
     def _write(self) -> None:
         body = canonical_json({"format": FORMAT, "version": self.version, "action": self.action, "by": actor(),
-                               "at": utcnow(), "ttl": self.ttl})
+                               "at": utcnow(), "ttl": self.ttl, "pool": self.uses_pool})
         sent = time.monotonic()
         self.store.put(self.key, body, content_type="application/json", cache_control="no-store")
         self._refreshed = sent
@@ -160,13 +165,14 @@ class VersionClaim:
         while True:
             self._write()
             lease = read_lease(self.store)
-            if not _dooms(lease, self.version):
+            if not _dooms(lease, self.version, self.uses_pool):
                 break
             self._withdraw()
             if time.monotonic() >= deadline:
+                what = (f"version {self.version} is being deleted" if self.version in lease.doomed
+                        else "unused objects are being collected")
                 raise ConflictError(
-                    f"version {self.version} is being deleted by a prune that {lease.by} started at {lease.at}; "
-                    "nothing was changed.",
+                    f"{what} by a prune that {lease.by} started at {lease.at}; nothing was changed.",
                     hint="Re-run when that prune has finished (then the version is uploaded again if needed). "
                     + (f"If no prune is running, its lease expires {int(max(0, lease.ttl - lease.age))} s from now "
                        "and the next 'atomicsite prune' finishes the job." if lease.at else ""),
@@ -204,13 +210,14 @@ class VersionClaim:
 class PruneLease:
     """Prune's exclusive lease, naming the versions whose objects it is about to delete."""
 
-    def __init__(self, store: Store, doomed: list[str], *, ttl: float = LEASE_TTL):
-        self.store, self.doomed, self.ttl = store, sorted(doomed), ttl
+    def __init__(self, store: Store, doomed: list[str], *, pool: bool = False, ttl: float = LEASE_TTL):
+        self.store, self.doomed, self.pool, self.ttl = store, sorted(doomed), pool, ttl
         self.token: str | None = None
         self._refreshed = 0.0
 
     def _body(self) -> bytes:
-        return canonical_json({"format": FORMAT, "by": actor(), "at": utcnow(), "ttl": self.ttl, "doomed": self.doomed})
+        return canonical_json({"format": FORMAT, "by": actor(), "at": utcnow(), "ttl": self.ttl, "doomed": self.doomed,
+                               "pool": self.pool})
 
     def _put(self, mode) -> None:
         sent = time.monotonic()

@@ -198,12 +198,15 @@ def publish_cmd(
     message: Annotated[Optional[str], _opt("--message", "-m", metavar="TEXT", help="Note recorded in the manifest and the channel history.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan, with a reason per file; write nothing.")] = False,
     verify_url: Annotated[Optional[list[str]], _opt("--verify-url", metavar="URL", help="After switching, fetch URL until it serves the new version; switch back if not in time. Repeatable.")] = None,
+    layout: Annotated[Optional[str], _opt("--layout", metavar="LAYOUT", help="How the version is stored (docs/layout.md); default: what the channel's live version uses, else objects on a local target and tree on a bucket.")] = None,
     *,
     inv: Invocation,
 ):
     """Publish DIR as a new immutable version and switch the channel to it."""
     if verify_url:
         inv.with_settings(verify_urls=tuple(verify_url))
+    if layout:
+        inv.with_settings(layout=layout)
     progress = report.PublishProgress(enabled=not inv.json, state=inv.publish_state)
     try:
         result = atomicsite.publish(build_dir, channel=inv.settings.channel, promote=not no_promote, message=message,

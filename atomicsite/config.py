@@ -16,7 +16,7 @@ from typing import Any
 from .durations import parse_duration  # noqa: F401  (re-exported: atomicsite.config.parse_duration)
 from .errors import ConfigError, UsageError
 from .headers import HeaderRule
-from .layout import DEFAULT_CHANNEL, check_channel
+from .layout import DEFAULT_CHANNEL, LAYOUTS, check_channel
 from .scan import DEFAULT_IGNORE
 from .stores import StoreOptions
 
@@ -45,6 +45,7 @@ class Settings:
     concurrency: int = 32
     retries: int = 5
     reuse_from: int = 3  # newest complete versions whose files may be copied instead of uploaded
+    layout: str | None = None  # "tree" | "objects"; None: the live version's, else the store's default
     prune: PruneSettings = field(default_factory=PruneSettings)
     cloudfront: Any = None  # atomicsite.cdn.settings.CloudFrontSettings, from the [cloudfront] table
     verify_urls: tuple[str, ...] = ()
@@ -92,13 +93,13 @@ def with_cloudfront_flags(settings: Settings, pairs: list[str]) -> Settings:
 _TOP_KEYS = {
     "target", "channel", "endpoint_url", "region", "profile", "addressing_style", "checksums", "project",
     "allow_unsafe_cas", "concurrency", "retries", "reuse_from", "ignore", "headers", "prune", "cloudfront",
-    "verify_urls", "verify_timeout", "serve", "redirects", "website_redirects",
+    "verify_urls", "verify_timeout", "serve", "redirects", "website_redirects", "layout",
 }
 _ENV = {
     "TARGET": "target", "CHANNEL": "channel", "ENDPOINT_URL": "endpoint_url", "REGION": "region",
     "PROFILE": "profile", "ADDRESSING_STYLE": "addressing_style", "CHECKSUMS": "checksums",
     "PROJECT": "project", "ALLOW_UNSAFE_CAS": "allow_unsafe_cas", "CONCURRENCY": "concurrency",
-    "RETRIES": "retries",
+    "RETRIES": "retries", "LAYOUT": "layout",
 }
 
 
@@ -227,6 +228,11 @@ def _apply(settings: Settings, values: Mapping[str, Any], source: _Source) -> Se
         elif key == "concurrency":
             out[key] = _int(value, where(key), 1)
             store = replace(store, max_workers=out[key])
+        elif key == "layout":
+            if value not in LAYOUTS:
+                raise ConfigError(f"{where(key)}: must be one of {', '.join(LAYOUTS)}, not {value!r}",
+                                  hint="See docs/layout.md for when to choose which.")
+            out[key] = value
         elif key in ("retries", "reuse_from"):
             out[key] = _int(value, where(key), 1 if key == "retries" else 0)
         elif key == "ignore":

@@ -10,7 +10,12 @@ VERSIONS = "v/"
 MANIFESTS = "_atomicsite/manifests/"
 CHANNELS = "_atomicsite/channels/"
 PROBES = "_atomicsite/probe/"  # S3 conditional-write probes (atomicsite.stores.s3)
+POOL = "_atomicsite/objects/"  # the objects layout: each distinct content once, named by its sha256
 DEFAULT_CHANNEL = "live"
+
+TREE = "tree"  # every version a full tree under v/<version>/
+OBJECTS = "objects"  # a version is its manifest; contents live once each in the pool
+LAYOUTS = (TREE, OBJECTS)
 
 _CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 VERSION_RE = re.compile(r"^[0-9a-f]{16,64}$")
@@ -22,6 +27,30 @@ def version_prefix(version: str) -> str:
 
 def object_key(version: str, path: str) -> str:
     return f"{VERSIONS}{version}/{path}"
+
+
+def pool_key(sha256: str) -> str:
+    return f"{POOL}{sha256}"
+
+
+def sha_of_pool_key(key: str) -> str | None:
+    if key.startswith(POOL):
+        sha = key[len(POOL):]
+        return sha if len(sha) == 64 and all(c in "0123456789abcdef" for c in sha) else None
+    return None
+
+
+def has_link_trees(store) -> bool:
+    """The local store keeps a hard-linked tree under ``v/<version>/`` for objects-layout versions too,
+    so plain web servers can serve ``current``; readers use it there."""
+    return bool(getattr(getattr(store, "inner", store), "link_trees", False))
+
+
+def content_key(version: str, layout: str, path: str, sha256: str, *, link_trees: bool) -> str:
+    """Where the bytes of one file of a version are read from (``link_trees``: see has_link_trees)."""
+    if layout == OBJECTS and not link_trees:
+        return pool_key(sha256)
+    return object_key(version, path)
 
 
 def manifest_key(version: str) -> str:

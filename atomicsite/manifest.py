@@ -4,6 +4,11 @@ The version id is the first 16 hex chars of the sha256 of the canonical file tab
 sha256, size, Content-Type and Cache-Control), so the same build under the same header rules always
 gets the same id. Time, message and source are recorded but are not part of the id.
 
+The manifest also records the version's storage layout (docs/layout.md): ``tree`` (the files under
+``v/<version>/``) or ``objects`` (the files in the content pool). The layout is not part of the id: the
+same build is the same version however it is stored. An objects-layout manifest is written as format 2,
+which atomicsite 0.1 refuses instead of looking for files under ``v/``.
+
 A version with URL rules (redirects, response headers: atomicsite.routing) records them in the manifest
 and they are part of its id, so a rollback rolls them back too. Such a manifest is written as format 2;
 a version without rules is written exactly as before (format 1, same id), so existing targets keep
@@ -21,7 +26,7 @@ from functools import cached_property
 
 from . import __version__
 from .errors import IntegrityError
-from .layout import VERSION_RE
+from .layout import LAYOUTS, TREE, VERSION_RE
 from .routing.site import SiteRules
 
 FORMAT = 1  # a manifest without rules
@@ -75,14 +80,16 @@ class Manifest:
     tool: str = f"atomicsite {__version__}"
     format: int = FORMAT
     rules: SiteRules = field(default_factory=SiteRules)
+    layout: str = TREE
 
     @classmethod
     def build(cls, files: Iterable[FileEntry], *, source: dict | None = None, message: str | None = None,
-              rules: SiteRules | None = None) -> Manifest:
+              rules: SiteRules | None = None, layout: str = TREE) -> Manifest:
         files = tuple(sorted(files, key=lambda f: f.path))
         rules = rules or SiteRules()
         return cls(version=version_id(files, rules), created=utcnow(), files=files, source=dict(source or {}),
-                   message=message, format=FORMAT_RULES if rules else FORMAT, rules=rules)
+                   message=message, format=FORMAT_RULES if rules or layout != TREE else FORMAT, rules=rules,
+                   layout=layout)
 
     @cached_property
     def by_path(self) -> dict[str, FileEntry]:
@@ -94,7 +101,7 @@ class Manifest:
 
     def to_dict(self) -> dict:
         d = {
-            "format": FORMAT_RULES if self.rules else FORMAT,
+            "format": FORMAT_RULES if self.rules or self.layout != TREE else FORMAT,
             "version": self.version,
             "created": self.created,
             "message": self.message,
@@ -104,6 +111,8 @@ class Manifest:
         }
         if self.rules:
             d["rules"] = self.rules.to_dict()
+        if self.layout != TREE:
+            d["layout"] = self.layout
         return d
 
     def to_json(self) -> bytes:
@@ -150,11 +159,14 @@ class Manifest:
         except (KeyError, TypeError, ValueError) as exc:
             raise corrupt(f"bad file entry ({exc!r})") from None
         rules = SiteRules()
-        if fmt == FORMAT_RULES:
+        if fmt == FORMAT_RULES and "rules" in raw:
             try:
                 rules = SiteRules.from_dict(raw.get("rules"))
             except ValueError as exc:
                 raise corrupt(str(exc)) from None
+        layout = raw.get("layout", TREE)
+        if layout not in LAYOUTS or (layout != TREE and fmt == FORMAT):
+            raise corrupt(f"unknown layout {layout!r}")
         if version_id(files, rules) != version:
             raise corrupt(f"its file table does not hash to its version id {version}")
         if expect_version and version != expect_version:
@@ -174,6 +186,7 @@ class Manifest:
             tool=str(raw.get("tool", "")),
             format=fmt,
             rules=rules,
+            layout=layout,
         )
 
 

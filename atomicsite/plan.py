@@ -3,9 +3,12 @@
 For every file the plan says what will happen and why:
 
 - ``skip``: the object is already stored under the new version with the right content (a resumed
-  publish), or the whole version is already committed;
+  publish), the content is already in the objects pool, or the whole version is already committed;
 - ``copy``: an older complete version holds the same bytes: a server-side copy, no upload;
 - ``upload``: nothing stored has these bytes.
+
+In the objects layout the actions put contents into the pool; on the local store ``links`` then
+hard-link each file from the pool into the version's tree, which plain web servers serve.
 
 Then whether the channel switches: ``switch``, ``already-live``, ``no-promote`` or ``pinned``.
 """
@@ -16,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .channels import PointerState
-from .layout import object_key
+from .layout import content_key, object_key, pool_key
 from .manifest import FileEntry, Manifest
 from .stores.base import ObjectInfo
 
@@ -48,6 +51,7 @@ class Plan:
     committed: bool  # the version's manifest is already stored: nothing to transfer or commit
     switch: str
     switch_reason: str
+    links: tuple[FileAction, ...] = ()  # objects layout on the local store: pool -> v/<version>/ hard links
 
     @property
     def version(self) -> str:
@@ -69,6 +73,7 @@ class Plan:
             "copy": {"files": self.count(COPY), "bytes": self.bytes_of(COPY)},
             "skip": {"files": self.count(SKIP), "bytes": self.bytes_of(SKIP)},
             "committed": self.committed,
+            "layout": self.manifest.layout,
             "live_before": self.pointer.version,
             "switch": self.switch,
             "switch_reason": self.switch_reason,
@@ -101,8 +106,9 @@ def make_plan(
     proven: Mapping[str, bool],
     known: Iterable[Manifest],
     promote: bool = True,
+    link_trees: bool = False,
 ) -> Plan:
-    """Pure: decide every file's action.
+    """Pure: decide every file's action (tree layout).
 
     ``stored`` is what is already under ``v/<version>/`` (by path) and ``proven`` whether each of those
     objects was shown to hold the right bytes. ``known`` are complete older versions to copy from.
@@ -112,7 +118,7 @@ def make_plan(
         if old.version == manifest.version:
             continue
         for f in old.files:
-            by_sha.setdefault(f.sha256, (old.version, f.path))
+            by_sha.setdefault(f.sha256, (old.version, content_key(old.version, old.layout, f.path, f.sha256, link_trees=link_trees)))
     actions = []
     for entry in manifest.files:
         key = object_key(manifest.version, entry.path)
@@ -125,12 +131,57 @@ def make_plan(
             continue
         source = by_sha.get(entry.sha256)
         if source:
-            why = "same content in version " + source[0] + ("" if source[1] == entry.path else f" ({source[1]})")
+            why = "same content in version " + source[0] + ("" if source[1].endswith("/" + entry.path) else
+                                                             f" ({source[1]})")
             if info is not None:
                 why = "stored copy differs; " + why
-            actions.append(FileAction(COPY, entry, key, why, object_key(*source)))
+            actions.append(FileAction(COPY, entry, key, why, source[1]))
             continue
         why = "stored object differs" if info is not None else "new content"
         actions.append(FileAction(UPLOAD, entry, key, why))
     switch, reason = decide_switch(pointer, manifest.version, promote=promote)
     return Plan(manifest, pointer.channel, pointer, tuple(actions), committed, switch, reason)
+
+
+def make_objects_plan(
+    manifest: Manifest,
+    pointer: PointerState,
+    *,
+    committed: bool,
+    pool_proven: Mapping[str, bool],
+    tree: Mapping[str, ObjectInfo] | None = None,
+    tree_proven: Mapping[str, bool] | None = None,
+    promote: bool = True,
+) -> Plan:
+    """Pure: decide every file's action (objects layout).
+
+    ``pool_proven`` is, for each content of the build found in the objects pool, whether the object
+    is shown to hold its bytes. ``tree`` (the local store only) is what is already linked under ``v/<version>/``.
+    Each distinct new content is uploaded once; a second file with it waits for the first.
+    """
+    actions, links = [], []
+    first_of: dict[str, str] = {}
+    for entry in manifest.files:
+        key = pool_key(entry.sha256)
+        if committed:
+            actions.append(FileAction(SKIP, entry, key, "version already committed"))
+            continue
+        if pool_proven.get(entry.sha256):
+            actions.append(FileAction(SKIP, entry, key, "content already in the pool"))
+        elif entry.sha256 in first_of:
+            actions.append(FileAction(SKIP, entry, key, f"same content as {first_of[entry.sha256]}, uploaded once",
+                                      source_key=key))
+        else:
+            first_of[entry.sha256] = entry.path
+            why = "pool object differs" if entry.sha256 in pool_proven else "new content"
+            actions.append(FileAction(UPLOAD, entry, key, why))
+        if tree is not None:
+            if tree_proven and tree_proven.get(entry.path):
+                continue
+            links.append(FileAction(COPY, entry, object_key(manifest.version, entry.path), "link from the pool", key))
+    switch, reason = decide_switch(pointer, manifest.version, promote=promote)
+    return Plan(manifest, pointer.channel, pointer, tuple(actions), committed, switch, reason, tuple(links))
+
+
+__all__ = ["Plan", "FileAction", "make_plan", "make_objects_plan", "decide_switch", "SKIP", "COPY", "UPLOAD",
+           "SWITCH", "ALREADY_LIVE", "NO_PROMOTE", "PINNED"]

@@ -21,11 +21,12 @@ from datetime import datetime, timedelta, timezone
 from .channels import read_all_pointers
 from .claims import PruneLease, read_claims
 from .config import Settings
-from .errors import IntegrityError, UsageError
+from .errors import IntegrityError, ObjectNotFound, UsageError
+from .pool import PoolPlan, plan_pool, still_unused
 from .layout import PROBES, VERSIONS, VERSION_RE, manifest_key
 from .manifest import Manifest, parse_time
 from .stores.base import Store
-from .targets import list_manifest_infos, opened
+from .targets import list_manifest_infos, opened, read_manifest
 
 
 @dataclass
@@ -39,9 +40,13 @@ class PrunePlan:
     stale_claims: list[str] = field(default_factory=list)  # claims of commands that died, past their TTL
     objects: int = 0
     over_limit: bool = False  # more versions than prune.max_delete: the real run needs --force
+    pool: PoolPlan = field(default_factory=PoolPlan)  # the objects layout's unused contents
 
     def to_dict(self) -> dict:
-        return self.__dict__.copy()
+        d = self.__dict__.copy()
+        d["pool"] = {"unused": len(self.pool.unused), "bytes": self.pool.bytes, "young": self.pool.young,
+                     "held": self.pool.held}
+        return d
 
 
 @dataclass
@@ -51,6 +56,8 @@ class PruneResult:
     deleted: dict[str, int] = field(default_factory=dict)  # version -> objects deleted (its manifest included)
     spared: dict[str, str] = field(default_factory=dict)  # doomed version -> what started using it meanwhile
     deleted_objects: int = 0
+    pool_deleted: int = 0  # unused pool objects collected
+    pool_note: str = ""  # why the pool was left alone, if it was
 
     @property
     def deleted_versions(self) -> list[str]:
@@ -58,7 +65,8 @@ class PruneResult:
 
     def to_dict(self) -> dict:
         return {**self.plan.to_dict(), "dry_run": self.dry_run, "deleted_versions": self.deleted_versions,
-                "deleted": self.deleted, "spared": self.spared, "deleted_objects": self.deleted_objects}
+                "deleted": self.deleted, "spared": self.spared, "deleted_objects": self.deleted_objects,
+                "pool_deleted": self.pool_deleted, "pool_note": self.pool_note}
 
 
 def _protected(store: Store) -> dict[str, str]:
@@ -91,15 +99,12 @@ def plan_prune(store: Store, *, keep: int, older_than: float | None, grace: floa
     for c in claims:
         if not c.expired:
             protected.setdefault(c.version, f"in use: {c.describe()}")
-    committed = list_manifest_infos(store)  # newest first
-    manifests: dict[str, bytes] = {}
+    manifests = _read_manifests(store)
     created: dict[str, datetime] = {}
-    for v, info in committed:
-        body = store.get(manifest_key(v)).data
-        manifests[v] = body
+    for v, (m, info) in manifests.items():
         try:
-            created[v] = parse_time(Manifest.from_json(body, where=v).created)
-        except (IntegrityError, ValueError):
+            created[v] = parse_time(m.created) if m else (info.modified or now)
+        except ValueError:
             created[v] = info.modified or now
     newest_first = sorted(manifests, key=lambda v: created[v], reverse=True)
     keep_set, delete, reasons = [], [], {}
@@ -134,10 +139,25 @@ def plan_prune(store: Store, *, keep: int, older_than: float | None, grace: floa
             reasons[v] = "kept: partial upload inside the grace period (may be a publish in progress)"
     probes = [i.key for i in store.list(PROBES) if now - (i.modified or now) >= timedelta(seconds=grace)]
     stale = [c.key for c in claims if c.expired]
+    pool = plan_pool(store, [manifests[v][0] for v in keep_set], now=now, grace=grace)
     n_objects = (sum(len(objects.get(v, [])) + 1 for v in delete) + sum(len(objects[v]) for v in orphans)
-                 + len(probes) + len(stale))
-    plan = PrunePlan(keep_set, delete, orphans, young, reasons, probes=probes, stale_claims=stale, objects=n_objects)
+                 + len(probes) + len(stale) + len(pool.unused))
+    plan = PrunePlan(keep_set, delete, orphans, young, reasons, probes=probes, stale_claims=stale, objects=n_objects,
+                     pool=pool)
     return plan, objects
+
+
+def _read_manifests(store: Store) -> dict[str, tuple[Manifest | None, object]]:
+    """Every committed version's manifest (None where it does not validate), with its listing info."""
+    out = {}
+    for v, info in list_manifest_infos(store):
+        try:
+            out[v] = (read_manifest(store, v), info)
+        except ObjectNotFound:
+            continue  # deleted since the listing
+        except IntegrityError:
+            out[v] = (None, info)
+    return out
 
 
 def prune(target: str | Store | None = None, *, keep: int | None = None, older_than: float | None = None,
@@ -161,9 +181,9 @@ def prune(target: str | Store | None = None, *, keep: int | None = None, older_t
                 "nothing was deleted.",
                 hint="Check with --dry-run, then pass --force (or raise prune.max_delete).",
             )
-        if not (total or plan.probes or plan.stale_claims):
+        if not (total or plan.probes or plan.stale_claims or plan.pool.unused):
             return result
-        lease = PruneLease(store, plan.delete + plan.orphans)
+        lease = PruneLease(store, plan.delete + plan.orphans, pool=bool(plan.pool.unused))
         lease.acquire()
         try:
             _delete(store, plan, objects, lease, result)
@@ -206,6 +226,14 @@ def _delete(store: Store, plan: PrunePlan, objects: dict[str, list[str]], lease:
         store.delete_many(keys)
         result.deleted[v] = len(keys) + (v in doomed)
         result.deleted_objects += len(keys) + (v in doomed)
+    if plan.pool.unused:
+        lease.keep_alive()
+        deleted = set(result.deleted)
+        now = [m for v, (m, _) in _read_manifests(store).items() if v not in deleted]
+        unused, result.pool_note = still_unused(plan.pool, read_claims(store), now)
+        store.delete_many(unused)
+        result.pool_deleted = len(unused)
+        result.deleted_objects += len(unused)
     extra = plan.probes + plan.stale_claims
     if extra:
         store.delete_many(extra)

@@ -16,9 +16,9 @@ from .channels import PointerState, read_pointer
 from .claims import VersionClaim
 from .config import Settings
 from .errors import IntegrityError, PreconditionFailed
-from .layout import check_channel, manifest_key, version_prefix
+from .layout import OBJECTS, POOL, TREE, check_channel, has_link_trees, manifest_key, sha_of_pool_key, version_prefix
 from .manifest import Manifest
-from .plan import COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_plan
+from .plan import COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_objects_plan, make_plan
 from .routing.build import scan_site
 from .routing.s3_website import write_website_redirects
 from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
@@ -119,7 +119,8 @@ def _unproven(store: Store, actions, proven: dict[str, bool], receipts: dict[str
     for action in actions:
         e = action.entry
         if action.kind == SKIP:
-            if not proven.get(e.path):
+            # a second file with content uploaded in this run is proven by that upload's receipt
+            if not (proven.get(e.path) or (action.source_key and proven.get(action.source_key))):
                 bad.append(action)
             continue
         info = receipts.get(e.path)
@@ -131,11 +132,16 @@ def _unproven(store: Store, actions, proven: dict[str, bool], receipts: dict[str
     return bad
 
 
-def _verify(store: Store, plan: Plan, proven: dict[str, bool], receipts: dict[str, ObjectInfo],
+def _verify(store: Store, actions, version: str, proven: dict[str, bool], receipts: dict[str, ObjectInfo],
             sources: dict[str, Path]) -> None:
     """Every file must be proven present with its bytes. A copy from an older version that did not
     match (that object was damaged) is uploaded from the build dir instead, once."""
-    bad = _unproven(store, plan.actions, proven, receipts)
+    for action in actions:  # what this run uploaded proves the files that share its content
+        info = receipts.get(action.entry.path)
+        if action.kind == UPLOAD and info and info.proves(size=action.entry.size, sha256=action.entry.sha256,
+                                                          md5=action.entry.md5):
+            proven[action.key] = True
+    bad = _unproven(store, actions, proven, receipts)
     redo = [replace(a, kind=UPLOAD, reason="copy source did not match; uploaded") for a in bad if a.kind == COPY]
     if redo:
         for action in redo:
@@ -144,7 +150,7 @@ def _verify(store: Store, plan: Plan, proven: dict[str, bool], receipts: dict[st
     bad = [a.entry.path for a in bad]
     if bad:
         raise IntegrityError(
-            f"{len(bad)} stored object(s) of version {plan.version} do not match the build "
+            f"{len(bad)} stored object(s) of version {version} do not match the build "
             f"(first: {bad[0]}); nothing was switched.",
             hint="Did the build dir change during publish? Re-run 'atomicsite publish' to redo them.",
         )
@@ -181,6 +187,7 @@ def publish(
     settings: Settings | None = None,
     source: dict | None = None,
     events: PublishEvents | None = None,
+    layout: str | None = None,
 ) -> PublishResult:
     """Publish ``build_dir`` as a new immutable version, and switch the channel to it.
 
@@ -200,6 +207,7 @@ def publish(
 
         events.on_stage("plan")
         pointer = read_pointer(store, channel)
+        manifest = replace(manifest, layout=layout or settings.layout or _default_layout(store, pointer))
         if dry_run or pointer.version == manifest.version:
             # A dry run only reads; a build the channel already serves is protected by the pointer itself.
             planned = _plan(store, settings, pointer, manifest, promote)
@@ -210,16 +218,20 @@ def publish(
                 return PublishResult(planned.plan, store.url, dry_run=dry_run, seconds=time.monotonic() - started)
         # The claim keeps a concurrent prune away from this version from before we look at what is
         # stored until the pointer names it (atomicsite.claims).
-        with VersionClaim(store, manifest.version, "publish", wait=settings.prune.wait_seconds) as claim:
+        with VersionClaim(store, manifest.version, "publish", wait=settings.prune.wait_seconds,
+                          uses_pool=manifest.layout == OBJECTS) as claim:
             planned = _plan(store, settings, pointer, manifest, promote)
             plan = planned.plan
             events.on_plan(plan)
             result = PublishResult(plan, store.url)
             if not plan.committed:
                 events.on_stage("transfer")
-                receipts = run_transfers(store, plan, sources, workers=settings.concurrency, on_done=events.on_file)
+                receipts = run_transfers(store, plan.actions, sources, workers=settings.concurrency,
+                                         on_done=events.on_file)
+                link_receipts = run_transfers(store, plan.links, sources, workers=settings.concurrency)
                 events.on_stage("verify")
-                _verify(store, plan, planned.proven, receipts, sources)
+                _verify(store, plan.actions, plan.version, planned.proven, receipts, sources)
+                _verify(store, plan.links, plan.version, {}, link_receipts, sources)
                 if settings.website_redirects and plan.manifest.rules.redirects:
                     result.website = write_website_redirects(store, plan.manifest).to_dict()  # before the commit
                 events.on_stage("commit")
@@ -242,9 +254,49 @@ class _Planned:
     corrupt_token: str | None
 
 
+def _default_layout(store: Store, pointer: PointerState) -> str:
+    """An existing channel keeps the layout of the version it serves; a new one gets the objects layout
+    on the local store (whose ``current`` is a hard-linked tree either way) and the tree layout on a
+    bucket, which any static host, CloudFront origin path or edge key can serve (docs/layout.md)."""
+    if pointer.version:
+        try:
+            current = find_manifest(store, pointer.version)
+        except IntegrityError:
+            current = None
+        if current is not None:
+            return current.layout
+    return OBJECTS if has_link_trees(store) else TREE
+
+
+def _pool_proven(store: Store, manifest: Manifest) -> dict[str, bool]:
+    """The objects pool by sha256 (one listing, in pages), and whether each object holds its bytes.
+
+    A pool object is named by the sha256 of its bytes and written whole, so where a listing cannot
+    prove it (no MD5, as on the local store) its name and size do; 'atomicsite verify' re-hashes."""
+    want = {f.sha256: f for f in manifest.files}
+    proven = {}
+    for info in store.list(POOL):
+        sha = sha_of_pool_key(info.key)
+        entry = want.get(sha) if sha else None
+        if entry is not None:
+            verdict = info.proves(size=entry.size, sha256=entry.sha256, md5=entry.md5)
+            proven[sha] = info.size == entry.size if verdict is None else verdict
+    return proven
+
+
 def _plan(store: Store, settings: Settings, pointer: PointerState, manifest: Manifest, promote: bool) -> _Planned:
     """Read what is stored of this version; decide per file (the plan step)."""
     committed, corrupt_token = _committed_manifest(store, manifest.version)
+    if manifest.layout == OBJECTS and committed is None:
+        tree = tree_proven = None
+        if has_link_trees(store):
+            prefix = version_prefix(manifest.version)
+            tree = {info.key[len(prefix):]: info for info in store.list(prefix)}
+            tree_proven = _prove_stored(store, manifest, tree)
+        plan = make_objects_plan(manifest, pointer, committed=False, pool_proven=_pool_proven(store, manifest),
+                                 tree=tree, tree_proven=tree_proven, promote=promote)
+        return _Planned(plan, {a.entry.path: True for a in plan.actions if a.reason.startswith("content already")},
+                        corrupt_token)
     stored: dict[str, ObjectInfo] = {}
     proven: dict[str, bool] = {}
     known: list[Manifest] = []
@@ -256,7 +308,7 @@ def _plan(store: Store, settings: Settings, pointer: PointerState, manifest: Man
     else:
         manifest = committed  # keep the first publish's record of time, message and source
     plan = make_plan(manifest, pointer, committed=committed is not None, stored=stored, proven=proven,
-                     known=known, promote=promote)
+                     known=known, promote=promote, link_trees=has_link_trees(store))
     return _Planned(plan, proven, corrupt_token)
 
 

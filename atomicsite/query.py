@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from .channels import read_all_pointers, read_pointer
 from .config import Settings
 from .errors import ChannelNotFound, IntegrityError, ObjectNotFound, UsageError
-from .layout import check_channel, object_key, version_prefix
+from .layout import OBJECTS, POOL, check_channel, content_key, has_link_trees, sha_of_pool_key, version_prefix
 from .manifest import Manifest
 from .stores.base import Store
 from .switch import switcher_record
@@ -143,13 +143,19 @@ def verify(version: str | None = None, target: str | Store | None = None, *, cha
         state = read_pointer(store, check_channel(channel or settings.channel))
         v = resolve_version(store, version or "current", state)
         manifest = read_manifest(store, v)
-        prefix = version_prefix(v)
-        stored = {info.key[len(prefix):] for info in store.list(prefix)}
+        link_trees = has_link_trees(store)
+        in_pool = manifest.layout == OBJECTS and not link_trees
+        if in_pool:  # the version's contents live in the pool: what matters is that each one is there
+            stored_shas = {sha_of_pool_key(info.key) for info in store.list(POOL)}
+            stored = {f.path for f in manifest.files if f.sha256 in stored_shas}
+        else:
+            prefix = version_prefix(v)
+            stored = {info.key[len(prefix):] for info in store.list(prefix)}
 
-        def rehash(path: str) -> str | None:
+        def rehash(f) -> str | None:
             digest = hashlib.sha256()
             try:
-                for chunk in store.open(object_key(v, path)):
+                for chunk in store.open(content_key(v, manifest.layout, f.path, f.sha256, link_trees=link_trees)):
                     digest.update(chunk)
             except ObjectNotFound:
                 return None
@@ -157,12 +163,12 @@ def verify(version: str | None = None, target: str | Store | None = None, *, cha
 
         present = [f for f in manifest.files if f.path in stored]
         with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
-            hashes = dict(zip((f.path for f in present), pool.map(lambda f: rehash(f.path), present)))
+            hashes = dict(zip((f.path for f in present), pool.map(rehash, present)))
         result = VerifyResult(
             v, len(manifest.files),
             missing=sorted(f.path for f in manifest.files if hashes.get(f.path) is None),
             mismatched=sorted(f.path for f in present if hashes.get(f.path) not in (None, f.sha256)),
-            extra=sorted(stored - set(manifest.by_path)),
+            extra=[] if in_pool else sorted(stored - set(manifest.by_path)),
         )
         if raise_on_failure and not result.ok:
             first = (result.missing or result.mismatched)[0]

@@ -7,19 +7,34 @@ switchers (CloudFront) and, when asked, a health check of URLs that switches bac
 from __future__ import annotations
 
 import json
-from urllib.parse import urlparse
 from dataclasses import asdict, dataclass, field
+from urllib.parse import urlparse
 
+from .cdn.switching import SwitchContext, SwitchReport
+from .channels import (
+    ChannelPointer,
+    PointerState,
+    next_pointer,
+    read_all_pointers,
+    read_pointer,
+    with_pin,
+    write_pointer,
+)
 from .claims import VersionClaim
-from .channels import (ChannelPointer, PointerState, next_pointer, read_all_pointers, read_pointer, with_pin,
-                       write_pointer)
 from .config import Settings
-from .errors import (AtomicsiteError, ChannelNotFound, ConflictError, HealthCheckFailed, IntegrityError,
-                     ObjectNotFound, StoreError, UsageError)
-from .layout import DEFAULT_CHANNEL, channel_key, check_channel
+from .errors import (
+    AtomicsiteError,
+    ChannelNotFound,
+    ConflictError,
+    HealthCheckFailed,
+    IntegrityError,
+    ObjectNotFound,
+    StoreError,
+    UsageError,
+)
+from .layout import DEFAULT_CHANNEL, TREE, channel_key, check_channel
 from .manifest import Manifest, canonical_json, utcnow
 from .stores.base import Store
-from .cdn.switching import SwitchContext, SwitchReport
 from .targets import find_manifest, opened, read_manifest, resolve_version
 
 SWITCHERS_RECORD = "_atomicsite/switchers/{channel}.json"
@@ -113,6 +128,12 @@ def switch_channel(store: Store, settings: Settings, state: PointerState, manife
             if entry_for_url(url, manifest) is None:
                 raise UsageError(f"verify URL {url} maps to no file of version {manifest.version}; nothing was switched.",
                                  hint="Use URLs of pages the site has (https://host/, https://host/about/).")
+    if settings.cloudfront and manifest.layout != TREE:
+        raise UsageError(
+            f"version {manifest.version} uses the {manifest.layout} layout, but CloudFront origin-path and "
+            "edge-key switching serve a v/<version>/ tree; nothing was switched.",
+            hint="Publish it with --layout tree (or layout = \"tree\"), or serve the objects layout with 'atomicsite serve'.",
+        )
     new = next_pointer(state, manifest.version, action=action, message=message, pinned=pinned)
     after = write_pointer(store, state, new)
     reports = run_switchers(store, settings, state.channel, manifest, state.version)

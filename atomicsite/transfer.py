@@ -5,12 +5,12 @@ Retries happen below, in :class:`atomicsite.retry.RetryingStore`; this module on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from .errors import BuildDirError, ObjectNotFound
-from .plan import COPY, SKIP, FileAction, Plan
+from .plan import COPY, SKIP, FileAction
 from .stores.base import SHA256_META, ObjectInfo, Store
 
 Progress = Callable[[FileAction], None]
@@ -36,10 +36,11 @@ def run_one(store: Store, action: FileAction, source: Path) -> ObjectInfo:
 
 
 def run_transfers(
-    store: Store, plan: Plan, sources: Mapping[str, Path], *, workers: int = 32, on_done: Progress | None = None
+    store: Store, actions: Iterable[FileAction], sources: Mapping[str, Path], *, workers: int = 32,
+    on_done: Progress | None = None,
 ) -> dict[str, ObjectInfo]:
     """Upload or copy every non-skip action; return what the store reported, by path."""
-    todo = [a for a in plan.actions if a.kind != SKIP]
+    todo = [a for a in actions if a.kind != SKIP]
     receipts: dict[str, ObjectInfo] = {}
     if not todo:
         return receipts

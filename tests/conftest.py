@@ -15,3 +15,16 @@ def rig(request):
 @pytest.fixture
 def store(rig):
     return rig.store
+
+
+@pytest.fixture(params=["tree", "objects"])
+def layout(request, monkeypatch):
+    """Run a test over both storage layouts: what a new target gets when publish is not told.
+
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("layout")``; a test that asserts
+    something layout-specific takes the fixture and reads its value."""
+    import importlib
+
+    module = importlib.import_module("atomicsite.publish")  # the module, not the function the package exports
+    monkeypatch.setattr(module, "_default_layout", lambda store, pointer: request.param)
+    return request.param

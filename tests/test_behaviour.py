@@ -1,5 +1,6 @@
 """The behavioural suite: every command and every error, run unchanged against each store rig."""
 
+import hashlib
 import json
 import os
 from dataclasses import replace
@@ -12,10 +13,13 @@ from atomicsite.errors import (BuildDirError, ChannelNotFound, ConflictError, In
                                VersionNotFound)
 from atomicsite.config import PruneSettings
 from atomicsite.headers import IMMUTABLE, REVALIDATE
-from atomicsite.layout import channel_key, manifest_key, object_key
+from atomicsite.layout import POOL, channel_key, content_key, has_link_trees, manifest_key, object_key, pool_key
 from atomicsite.stores.base import SHA256_META
 
 from .helpers import SETTINGS, OpsStore, publish, publish_versions, site
+
+
+pytestmark = pytest.mark.usefixtures("layout")
 
 
 def live(store, channel="live"):
@@ -26,19 +30,34 @@ def stored_keys(store, version):
     return sorted(i.key for i in store.list(f"v/{version}/"))
 
 
-def test_publish_stores_every_file_then_manifest_then_pointer(rig, tmp_path):
+def key_of(store, version: str, path: str) -> str:
+    """Where a committed version keeps the bytes of ``path``, in whichever layout it uses."""
+    m = atomicsite.targets.read_manifest(store, version)
+    return content_key(version, m.layout, path, m.by_path[path].sha256, link_trees=has_link_trees(store))
+
+
+def in_pool(store, layout) -> bool:
+    return layout == "objects" and not has_link_trees(store)
+
+
+def test_publish_stores_every_file_then_manifest_then_pointer(rig, tmp_path, layout):
     build = site(tmp_path)
     result = publish(build, rig.store, message="first")
     v = result.version
     assert result.switched and live(rig.store) == v
-    expected = sorted(object_key(v, p.relative_to(build).as_posix()) for p in build.rglob("*") if p.is_file())
-    assert stored_keys(rig.store, v) == expected
     manifest = json.loads(rig.store.get(manifest_key(v)).data)
+    assert manifest.get("layout", "tree") == layout
+    if in_pool(rig.store, layout):  # each content once in the pool, nothing under v/
+        expected = sorted({pool_key(e["sha256"]) for e in manifest["files"].values()})
+        assert sorted(i.key for i in rig.store.list(POOL)) == expected and stored_keys(rig.store, v) == []
+    else:
+        expected = sorted(object_key(v, p.relative_to(build).as_posix()) for p in build.rglob("*") if p.is_file())
+        assert stored_keys(rig.store, v) == expected
     assert manifest["version"] == v and manifest["message"] == "first"
     assert manifest["files"]["assets/main.3f9a1c2b.css"]["cache_control"] == IMMUTABLE
     assert manifest["files"]["index.html"]["cache_control"] == REVALIDATE
     assert manifest["files"]["index.html"]["content_type"] == "text/html; charset=utf-8"
-    css = rig.store.head(object_key(v, "assets/main.3f9a1c2b.css"))
+    css = rig.store.head(key_of(rig.store, v, "assets/main.3f9a1c2b.css"))
     assert css.sha256 == manifest["files"]["assets/main.3f9a1c2b.css"]["sha256"]
     if rig.keeps_headers:
         assert css.content_type == "text/css; charset=utf-8"
@@ -58,17 +77,26 @@ def test_republishing_the_same_build_writes_nothing(rig, tmp_path):
     assert counted.count("get", "head", "list") <= 3
 
 
-def test_changed_build_uploads_only_changes_and_copies_the_rest(rig, tmp_path):
+def test_changed_build_uploads_only_changes_and_copies_the_rest(rig, tmp_path, layout):
     build = site(tmp_path)
     v1 = publish(build, rig.store).version
     (build / "index.html").write_text("<h1>new home</h1>")
     (build / "new.txt").write_text("brand new")
     (build / "robots.txt").unlink()
-    result = publish(build, rig.store)
+    counted = OpsStore(rig.store)
+    result = publish(build, counted)
     s = result.plan.summary()
-    assert s["upload"]["files"] == 2 and s["skip"]["files"] == 0
-    assert s["copy"]["files"] == len(result.plan.actions) - 2
-    assert all(a.reason.startswith("same content in version " + v1) for a in result.plan.actions if a.kind == "copy")
+    if layout == "objects":  # unchanged contents are in the pool already: not even a copy
+        assert s["upload"]["files"] == 2 and s["copy"]["files"] == 0
+        assert s["skip"]["files"] == len(result.plan.actions) - 2
+        assert all(a.reason == "content already in the pool" for a in result.plan.actions if a.kind == "skip")
+        if in_pool(rig.store, layout):
+            assert counted.count("copy") == 0 and counted.count("put") == 2 + 3  # + manifest, pointer, claim
+    else:
+        assert s["upload"]["files"] == 2 and s["skip"]["files"] == 0
+        assert s["copy"]["files"] == len(result.plan.actions) - 2
+        assert all(a.reason.startswith("same content in version " + v1) for a in result.plan.actions
+                   if a.kind == "copy")
     assert live(rig.store) == result.version != v1
     assert atomicsite.verify(None, rig.store, settings=SETTINGS).ok
     d = atomicsite.diff(v1, result.version, rig.store, settings=SETTINGS)
@@ -87,7 +115,8 @@ def test_resume_after_partial_upload_skips_what_is_there(rig, tmp_path):
     s = result.plan.summary()
     assert s["skip"]["files"] == len(plan.actions) // 2
     assert s["upload"]["files"] == len(plan.actions) - len(plan.actions) // 2
-    assert all(a.reason == "already uploaded (resumed)" for a in result.plan.actions if a.kind == "skip")
+    assert all(a.reason in ("already uploaded (resumed)", "content already in the pool")
+               for a in result.plan.actions if a.kind == "skip")
     assert atomicsite.verify(None, rig.store, settings=SETTINGS).ok
 
 
@@ -98,7 +127,7 @@ def test_resume_redoes_an_object_with_wrong_bytes(rig, tmp_path):
     rig.store.put(bad.key, b"garbage of another length", metadata={SHA256_META: "0" * 64})
     result = publish(build, rig.store)
     action = next(a for a in result.plan.actions if a.key == bad.key)
-    assert action.kind == "upload" and action.reason == "stored object differs"
+    assert action.kind == "upload" and action.reason in ("stored object differs", "pool object differs")
     assert atomicsite.verify(None, rig.store, settings=SETTINGS).ok
 
 
@@ -184,15 +213,15 @@ def test_channels_are_independent_pointers(rig, tmp_path):
 def test_verify_finds_missing_and_changed_objects(rig, tmp_path):
     build = site(tmp_path)
     v = publish(build, rig.store).version
-    rig.store.put(object_key(v, "about/index.html"), b"tampered")
-    rig.store.delete_many([object_key(v, "robots.txt")])
+    rig.store.put(key_of(rig.store, v, "about/index.html"), b"tampered")
+    rig.store.delete_many([key_of(rig.store, v, "robots.txt")])
     result = atomicsite.verify(v, rig.store, settings=SETTINGS, raise_on_failure=False)
     assert result.mismatched == ["about/index.html"] and result.missing == ["robots.txt"] and not result.ok
     with pytest.raises(IntegrityError, match="damaged"):
         atomicsite.verify(v, rig.store, settings=SETTINGS)
 
 
-def test_prune_keeps_newest_and_channel_versions_and_deletes_manifest_first(rig, tmp_path):
+def test_prune_keeps_newest_and_channel_versions_and_deletes_manifest_first(rig, tmp_path, layout):
     build = site(tmp_path)
     versions = publish_versions(build, rig.store, 5)
     atomicsite.pin(versions[0], rig.store, settings=SETTINGS, channel="staging")
@@ -204,8 +233,12 @@ def test_prune_keeps_newest_and_channel_versions_and_deletes_manifest_first(rig,
     assert sorted(result.deleted_versions) == sorted(versions[1:3])
     deletes = [keys for op, keys in counted.calls if op == "delete_many"]
     # the first delete holds the doomed manifests and nothing else; objects come after
-    assert "_atomicsite/manifests/" in deletes[0] and "'v/" not in deletes[0]
-    assert any("'v/" in d for d in deletes[1:])
+    assert "_atomicsite/manifests/" in deletes[0] and "'v/" not in deletes[0] and POOL not in deletes[0]
+    if in_pool(rig.store, layout):  # what only the pruned versions used leaves the pool
+        assert any(POOL in d for d in deletes[1:])
+        assert result.pool_deleted == 2  # their index.html contents; everything else is shared
+    else:
+        assert any("'v/" in d for d in deletes[1:])
     for v in versions[1:3]:
         assert stored_keys(rig.store, v) == []
         with pytest.raises(ObjectNotFound):
@@ -352,8 +385,11 @@ def test_progress_events_arrive_while_transfers_are_still_running(local_rig, tmp
     seen_progress = threading.Event()
     held = {"waited": None}
 
+    index_sha = hashlib.sha256((build / "index.html").read_bytes()).hexdigest()
+
     def hold_one_upload(op, args):
-        if op == "put" and str(args[0]).endswith("index.html") and held["waited"] is None:
+        key = str(args[0]) if args else ""
+        if op == "put" and (key.endswith("index.html") or key.endswith(index_sha)) and held["waited"] is None:
             held["waited"] = seen_progress.wait(timeout=5)  # other uploads must report meanwhile
 
     events = atomicsite.PublishEvents(on_file=lambda action: seen_progress.set())

@@ -24,6 +24,8 @@ from atomicsite.config import PruneSettings, Settings
 
 from .helpers import OpsStore, publish_versions
 
+pytestmark = pytest.mark.usefixtures("layout")
+
 # One transfer at a time, so that "the k-th operation" names the same point on every run.
 SETTINGS = replace(Settings(concurrency=1), prune=PruneSettings(wait_seconds=0))
 # The doomed version is the oldest of three: keep=1 keeps the newest, and the live channel's

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ..errors import AtomicsiteError, IntegrityError, ObjectNotFound
 from ..headers import is_fingerprinted
-from ..layout import object_key
+from ..layout import TREE, content_key, has_link_trees
 from ..manifest import FileEntry, Manifest
 from ..stores.base import Store
 from .config import ServeConfig
@@ -57,6 +57,7 @@ class _Choice:
     status: int = 200
     pinned: bool = False  # served from the client's pin rather than live
     extra: tuple = ()  # response headers from the version's _headers rules
+    layout: str = TREE  # where the version keeps its bytes (atomicsite.layout)
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Router:
         self.owns_store = owns_store
         self.executor = ThreadPoolExecutor(config.store_threads, thread_name_prefix="atomicsite-serve")
         self.pointers = PointerCache(store, config.pointer_ttl, self.executor, config.max_channels)
+        self.link_trees = has_link_trees(store)
         self.manifests = ManifestCache(store, self.executor, config.max_manifests, config.pin_recheck)
         self.bodies = BodyCache(config.body_cache_bytes)
 
@@ -213,14 +215,14 @@ class Router:
             pinned = await self.manifests.retained(pin)
             entry = lookup(pinned.by_path, rel) if pinned else None
             if entry and not is_html(entry):
-                return _Choice(pin, entry, pinned=True)
+                return _Choice(pin, entry, pinned=True, layout=pinned.layout)
         routed = route_request(live, rel, query)  # files, directory redirects, _redirects rules
         if routed.kind == "redirect":
             raise _Respond(routed.status, f"Redirecting to {routed.location}",
                            [(b"location", location_header(routed.location, root))] + rule_headers(live, rel),
                            version=live.version)
         if routed.kind == "file":
-            return _Choice(live.version, live.by_path[routed.path], status=routed.status)
+            return _Choice(live.version, live.by_path[routed.path], status=routed.status, layout=live.layout)
         if pin and not navigation and is_fingerprinted(rel):
             # A tab still on an older version while the cookie moved on (another tab loaded a newer
             # page): its fingerprinted assets exist only in the version it was loaded from. Only
@@ -232,12 +234,12 @@ class Router:
                 older = await self.manifests.retained(version)
                 entry = older.by_path.get(rel) if older else None
                 if entry and not is_html(entry):
-                    return _Choice(version, entry, pinned=True)
+                    return _Choice(version, entry, pinned=True, layout=older.layout)
         spa = self.config.spa_fallback
         if spa and spa in live.by_path and wants_html(rel, headers.get("accept", "")):
-            return _Choice(live.version, live.by_path[spa])
+            return _Choice(live.version, live.by_path[spa], layout=live.layout)
         if "404.html" in live.by_path:
-            return _Choice(live.version, live.by_path["404.html"], status=404)
+            return _Choice(live.version, live.by_path["404.html"], status=404, layout=live.layout)
         raise _Respond(404, "Not found.", version=live.version)
 
     async def _respond(self, scope, headers, choice: _Choice, receive, send, root: str) -> None:
@@ -276,7 +278,7 @@ class Router:
                 status, span = 206, wanted
                 out.append((b"content-range", f"bytes {span.start}-{span.end - 1}/{entry.size}".encode()))
         out.append((b"content-length", str(span.length).encode()))
-        key = object_key(choice.version, entry.path)
+        key = content_key(choice.version, choice.layout, entry.path, entry.sha256, link_trees=self.link_trees)
 
         if scope["method"] == "HEAD":
             await send({"type": "http.response.start", "status": status, "headers": out})

@@ -37,8 +37,33 @@ _LOCK_KEY = "_atomicsite/.lock"
 _CHUNK = 1 << 20
 
 
+_SHA_XATTR = "user.atomicsite.sha256"
+
+
+def _record_sha256(path: Path, sha: str, sig: tuple[int, int, int]) -> None:
+    """Keep the hash of what was written on the inode itself, stamped with its mtime and size.
+
+    Hard links share the inode, so a version's tree linked from an older version or the objects pool
+    is proven by the inode it links, in this process or any later one, without reading the bytes
+    again; a file changed in place gets a new mtime, and its stamp no longer matches. Best effort:
+    where the filesystem has no user xattrs, content is hashed as before."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setxattr(path, _SHA_XATTR, f"{sha} {sig[1]} {sig[2]}".encode())
+
+
+def _recorded_sha256(path: Path, st: os.stat_result) -> str | None:
+    try:
+        sha, mtime_ns, size = os.getxattr(path, _SHA_XATTR).decode().split()
+    except (OSError, AttributeError, ValueError, UnicodeDecodeError):
+        return None
+    return sha if (int(mtime_ns), int(size)) == (st.st_mtime_ns, st.st_size) and len(sha) == 64 else None
+
+
 class LocalStore:
     """A store rooted at a directory. ``LocalStore("/srv/site")``; created on first write."""
+
+    link_trees = True
+    """Objects-layout versions get a hard-linked tree under ``v/<version>/`` too (atomicsite.layout)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().absolute()
@@ -62,9 +87,11 @@ class LocalStore:
         sig = (st.st_ino, st.st_mtime_ns, st.st_size)
         with self._cache_lock:
             sha = self._hash_cache.get(sig)
+        if sha is None:
+            sha = _recorded_sha256(path, st)
         if sha is None and hash_it:
             sha = _sha256_file(path)
-            self._remember(sig, sha)
+            self._remember(sig, sha, path)
         return ObjectInfo(
             key=key,
             size=st.st_size,
@@ -75,11 +102,13 @@ class LocalStore:
             modified=datetime.fromtimestamp(max(st.st_mtime, st.st_ctime), timezone.utc),
         )
 
-    def _remember(self, sig: tuple[int, int, int], sha: str) -> None:
+    def _remember(self, sig: tuple[int, int, int], sha: str, path: Path | None = None) -> None:
         with self._cache_lock:
             if len(self._hash_cache) > 200_000:
                 self._hash_cache.clear()
             self._hash_cache[sig] = sha
+        if path is not None:
+            _record_sha256(path, sha, sig)
 
     @contextlib.contextmanager
     def _locked(self):
@@ -131,7 +160,7 @@ class LocalStore:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
             st = path.stat()
-        self._remember((st.st_ino, st.st_mtime_ns, st.st_size), sha)
+        self._remember((st.st_ino, st.st_mtime_ns, st.st_size), sha, path)
         return self._info(key, path, st, hash_it=False)
 
     def _land(self, key: str, tmp: Path, path: Path, mode: PutMode) -> None:
