@@ -17,6 +17,7 @@ from typing import Any
 from .errors import ConfigError
 from .headers import HeaderRule
 from .layout import DEFAULT_CHANNEL, check_channel
+from .links import LinkSettings
 from .scan import DEFAULT_IGNORE
 from .stores import StoreOptions
 
@@ -45,6 +46,7 @@ class Settings:
     cloudfront: Any = None  # atomicsite.cdn.cloudfront.CloudFrontSettings, from the [cloudfront] table
     verify_urls: tuple[str, ...] = ()
     verify_timeout: float = 120.0
+    links: LinkSettings = field(default_factory=LinkSettings)  # the [links] table: the broken-reference gate
     config_file: str | None = None
 
     @property
@@ -90,7 +92,7 @@ def with_cloudfront_flags(settings: Settings, pairs: list[str]) -> Settings:
 _TOP_KEYS = {
     "target", "channel", "endpoint_url", "region", "profile", "addressing_style", "checksums", "project",
     "allow_unsafe_cas", "concurrency", "retries", "reuse_from", "ignore", "headers", "prune", "cloudfront",
-    "verify_urls", "verify_timeout", "serve",
+    "verify_urls", "verify_timeout", "serve", "links",
 }
 _ENV = {
     "TARGET": "target", "CHANNEL": "channel", "ENDPOINT_URL": "endpoint_url", "REGION": "region",
@@ -222,6 +224,8 @@ def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> Settin
             out[key] = tuple(value)
         elif key == "verify_timeout":
             out[key] = parse_duration(value, where=where(key))
+        elif key == "links":
+            out[key] = LinkSettings.from_mapping(value, where(key))
         # "serve" is read by atomicsite.serve
     return _validated(replace(settings, store=store, **out), origin)
 

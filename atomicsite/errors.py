@@ -15,6 +15,7 @@ Exit codes (documented in docs/cli.md):
 5     integrity: corrupt pointer or manifest, incomplete version, verify mismatch
 6     access: denied credentials, target not writable
 7     health check failed after a switch (the switch was undone)
+8     the build references files it does not contain (links gate); nothing was uploaded
 ====  ===========================================================================
 """
 
@@ -28,6 +29,7 @@ EXIT_NOT_FOUND = 4
 EXIT_INTEGRITY = 5
 EXIT_ACCESS = 6
 EXIT_HEALTH = 7
+EXIT_BROKEN_REFERENCES = 8  # raised by atomicsite.links.BrokenReferences
 
 
 class AtomicsiteError(Exception):

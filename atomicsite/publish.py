@@ -16,6 +16,7 @@ from .channels import read_pointer
 from .config import Settings
 from .errors import IntegrityError, PreconditionFailed
 from .layout import check_channel, manifest_key, version_prefix
+from .links import LinkReport, gate
 from .manifest import Manifest
 from .plan import ALREADY_LIVE, COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_plan
 from .scan import scan
@@ -33,6 +34,7 @@ class PublishResult:
     outcome: SwitchOutcome | None = None
     seconds: float = 0.0
     retries: int = 0
+    links: LinkReport | None = None  # the broken-reference gate's findings (warnings; errors in a dry run)
 
     @property
     def version(self) -> str:
@@ -56,6 +58,8 @@ class PublishResult:
             d["after"] = [r.__dict__ for r in self.outcome.reports]
         if self.dry_run:
             d["actions"] = [a.to_dict() for a in self.plan.actions]
+        if self.links is not None:
+            d["links"] = self.links.to_dict()
         return d
 
 
@@ -190,6 +194,8 @@ def publish(
         events.on_stage("scan")
         files = scan(build_dir, rules=settings.rules, ignore=settings.ignore, on_file=events.on_scan)
         sources = {f.entry.path: f.source for f in files}
+        events.on_stage("links")  # before the store is touched: a refused build uploads nothing
+        links = gate(files, settings.links, dry_run=dry_run)
         manifest = Manifest.build((f.entry for f in files), source=source if source is not None else detect_source(),
                                   message=message)
 
@@ -209,7 +215,7 @@ def publish(
         plan = make_plan(manifest, pointer, committed=committed is not None, stored=stored, proven=proven,
                          known=known, promote=promote)
         events.on_plan(plan)
-        result = PublishResult(plan, store.url, dry_run=dry_run)
+        result = PublishResult(plan, store.url, dry_run=dry_run, links=links)
         if dry_run:
             result.seconds = time.monotonic() - started
             return result

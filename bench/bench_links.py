@@ -1,0 +1,122 @@
+"""Link gate benchmark: what the broken-reference gate costs next to a local publish, in the same run.
+
+    python bench/bench_links.py                  # 10,000-file synthetic site
+    python bench/bench_links.py --files 2000     # quicker
+
+Prints, for the synthetic site (pages and stylesheets that really reference each other):
+
+- a local publish (scan → plan → transfer → verify → commit → switch to a fresh local target) with
+  the gate off, and the same with the gate on (the default), each the best of ``--repeat`` runs;
+- the gate alone (``check_links`` on the scanned files), so its share of a publish is explicit;
+- the HTML extraction step with two parsers over every page of the site: selectolax (lexbor, the one
+  the gate uses) and the standard library's ``html.parser``, the reason for the choice.
+
+Goal (issue 12): the gate adds at most 20% to a local publish. Not part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from html.parser import HTMLParser
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import atomicsite  # noqa: E402
+from atomicsite.config import Settings  # noqa: E402
+from atomicsite.links import LinkSettings, check_links, html_references  # noqa: E402
+from atomicsite.scan import scan  # noqa: E402
+from fixtures.synthetic import generate_site  # noqa: E402
+
+
+class _StdlibRefs(HTMLParser):
+    """The same extraction as atomicsite.links.html_references, on html.parser, for comparison only."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.refs: list[tuple[str, str]] = []
+        self.base = None
+        self._in_style = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "base" and self.base is None:
+            self.base = a.get("href")
+        for name in ("href", "src", "srcset", "imagesrcset", "poster", "style"):
+            if a.get(name):
+                self.refs.append((tag, a[name]))
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.refs.append(("style", data))
+
+
+def stdlib_references(html: bytes):
+    p = _StdlibRefs()
+    p.feed(html.decode("utf-8", "replace"))
+    p.close()
+    return p.base, p.refs
+
+
+def best(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="link gate benchmark")
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="atomicsite-bench-links-"))
+    try:
+        site = generate_site(work / "site", files=args.files)
+        base = Settings(concurrency=8)
+        off = replace(base, links=LinkSettings(resources="off", pages="off"))
+        runs = {"n": 0}
+
+        def publish(settings):
+            runs["n"] += 1  # a fresh target each time: a full publish, not a re-point
+            atomicsite.publish(site, str(work / f"target-{runs['n']}"), settings=settings, source={})
+
+        publish(base)  # warm the page cache and imports once, measured by neither
+        t_off = best(lambda: publish(off), args.repeat)
+        t_on = best(lambda: publish(base), args.repeat)
+        files = scan(site)
+        report = check_links(files)
+        t_gate = best(lambda: check_links(files), args.repeat)
+
+        pages = [f.source.read_bytes() for f in files if f.entry.content_type.startswith("text/html")]
+        t_lexbor = best(lambda: [html_references(p) for p in pages], args.repeat)
+        t_stdlib = best(lambda: [stdlib_references(p) for p in pages], args.repeat)
+
+        print(f"site: {len(files)} files, {report.documents} pages+stylesheets, {report.references} same-site "
+              f"references, {len(report.findings)} findings")
+        print(f"local publish, gate off        {t_off:7.3f} s   (baseline, best of {args.repeat})")
+        print(f"local publish, gate on         {t_on:7.3f} s   (+{(t_on - t_off) / t_off:.1%})")
+        print(f"gate alone (check_links)       {t_gate:7.3f} s   ({t_gate / t_off:.1%} of the baseline publish)")
+        print(f"parse {len(pages)} pages: selectolax {t_lexbor:.3f} s, html.parser {t_stdlib:.3f} s "
+              f"({t_stdlib / t_lexbor:.1f}x slower)")
+        share = t_gate / t_off
+        print(f"goal: gate <= 20% of a local publish: {'met' if share <= 0.20 else 'MISSED'} ({share:.1%})")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
