@@ -31,6 +31,10 @@ from .helpers import FIXTURES, site
     ("logo.svg", "image/svg+xml; charset=utf-8"),
     ("photo.JPG", "image/jpeg"),
     ("blob.unknownext", "application/octet-stream"),
+    ("seg-00001.ts", "video/mp2t"),  # an HLS segment, not Qt Linguist (Debian's /etc/mime.types)
+    ("live.m3u8", "application/vnd.apple.mpegurl"),
+    ("model.glb", "model/gltf-binary"),
+    ("a.jpeg", "image/jpeg"),
 ])
 def test_content_types(name, ctype):
     assert content_type_for(name) == ctype
@@ -47,6 +51,18 @@ def test_content_types(name, ctype):
     ("deadbeef.js", False),  # the hash is the whole name: no separator before it
     ("styles.abcdefgh.css", False),  # letters only: not a hash
     ("favicon.ico", False),
+    # issue 12: only names with a real content hash may be immutable, and never pages
+    ("summer-sale2024.html", False),
+    ("summer-sale2024.css", False),  # a word and a year, not a hash
+    ("index.9c4e1d7a.html", False),  # pages are fetched by a stable URL, whatever their name
+    ("photo-00000001.jpg", False),  # only digits: a counter
+    ("release-20241201.html", False),
+    ("bundle-20240101.js", False),  # a date
+    ("menu-cafe2024.css", False),  # hex letters, but a word and a year
+    ("logo-SummerSale.svg", False),  # camel case, no digit
+    ("main.6543a935.min.css", True),  # MkDocs Material: the hash before .min
+    ("inter-latin-400-normal-C38fXH4l.woff2", True),
+    ("main.min.3c4f8e2a1b9d7c6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e.css", True),  # Hugo
 ])
 def test_fingerprint_detection(name, fingerprinted):
     assert is_fingerprinted(name) is fingerprinted
@@ -191,3 +207,24 @@ def test_config_files_that_are_not_what_they_should_be(tmp_path):
     (tmp_path / "pyproject.toml").write_text("[tool.atomicsite.prune]\nkeep = 1.5\n")
     with pytest.raises(ConfigError, match="whole number"):
         load_settings(cwd=tmp_path, env={})
+
+
+def test_content_types_and_version_ids_ignore_the_hosts_mime_tables(tmp_path, monkeypatch):
+    """The same build gets the same headers and version id whatever the machine's MIME tables say."""
+    import mimetypes
+
+    build = tmp_path / "b"
+    build.mkdir()
+    for name in ("index.html", "seg.ts", "app.3f9a1c2b.js", "photo.jpg", "data.yaml", "x.unknownext"):
+        (build / name).write_bytes(name.encode())
+    before = Manifest.build(f.entry for f in scan(build))
+    assert before.by_path["seg.ts"].content_type == "video/mp2t"
+    # a host whose tables disagree about everything (as Debian's do about .ts, and Windows' registry
+    # about .js): neither the table nor the id may move
+    monkeypatch.setattr(mimetypes, "guess_type", lambda *a, **k: ("text/x-host-says-so", None))
+    mimetypes.init()
+    monkeypatch.setitem(mimetypes.types_map, ".ts", "text/vnd.trolltech.linguist")
+    monkeypatch.setitem(mimetypes.types_map, ".js", "text/plain")
+    after = Manifest.build(f.entry for f in scan(build))
+    assert after.version == before.version
+    assert [(e.path, e.content_type) for e in after.files] == [(e.path, e.content_type) for e in before.files]
