@@ -35,6 +35,7 @@ class PublishResult:
     seconds: float = 0.0
     retries: int = 0
     links: LinkReport | None = None  # the broken-reference gate's findings (warnings; errors in a dry run)
+    ignored: tuple[str, ...] = ()  # build-dir paths left out by the ignore globs (dirs end in '/')
 
     @property
     def version(self) -> str:
@@ -60,6 +61,8 @@ class PublishResult:
             d["actions"] = [a.to_dict() for a in self.plan.actions]
         if self.links is not None:
             d["links"] = self.links.to_dict()
+        if self.dry_run:
+            d["ignored"] = list(self.ignored)
         return d
 
 
@@ -192,7 +195,9 @@ def publish(
     with opened(target, settings) as (store, settings):
         channel = check_channel(channel or settings.channel)
         events.on_stage("scan")
-        files = scan(build_dir, rules=settings.rules, ignore=settings.ignore, on_file=events.on_scan)
+        ignored: list[str] = []
+        files = scan(build_dir, rules=settings.rules, ignore=settings.ignore, on_file=events.on_scan,
+                     on_ignored=ignored.append)
         sources = {f.entry.path: f.source for f in files}
         events.on_stage("links")  # before the store is touched: a refused build uploads nothing
         links = gate(files, settings.links, dry_run=dry_run)
@@ -215,7 +220,7 @@ def publish(
         plan = make_plan(manifest, pointer, committed=committed is not None, stored=stored, proven=proven,
                          known=known, promote=promote)
         events.on_plan(plan)
-        result = PublishResult(plan, store.url, dry_run=dry_run, links=links)
+        result = PublishResult(plan, store.url, dry_run=dry_run, links=links, ignored=tuple(ignored))
         if dry_run:
             result.seconds = time.monotonic() - started
             return result

@@ -128,6 +128,8 @@ def publish_result(result: PublishResult) -> None:
         for a in plan.actions:
             table.add_row(a.kind, a.entry.path, human_bytes(a.entry.size), a.reason)
         out.print(table)
+        if result.ignored:
+            out.print(f"ignored (not published): {escape(', '.join(result.ignored))}")
         out.print(f"switch: {plan.switch} ({plan.switch_reason})")
         return
     s = plan.summary()

@@ -101,6 +101,49 @@ def test_scan_ignores_defaults_and_configured(tmp_path):
     assert only == {"404.html", "index.html"}
 
 
+def test_dotfiles_are_ignored_by_default_except_well_known(tmp_path):
+    build = site(tmp_path, "spa")
+    (build / ".env").write_text("SECRET=1")
+    (build / ".git" / "objects").mkdir(parents=True)
+    (build / ".git" / "config").write_text("[core]")
+    (build / "assets" / ".cache").mkdir()
+    (build / "assets" / ".cache" / "x").write_text("x")
+    (build / ".htaccess").write_text("Deny from all")
+    (build / ".well-known").mkdir()
+    (build / ".well-known" / "security.txt").write_text("Contact: mailto:sec@example.com")
+    (build / ".well-known" / ".hidden").write_text("x")  # a dotfile inside is still a dotfile
+    ignored = []
+    paths = {f.entry.path for f in scan(build, on_ignored=ignored.append)}
+    assert ".well-known/security.txt" in paths
+    assert not [p for p in paths if any(part.startswith(".") and part != ".well-known" for part in p.split("/"))]
+    assert sorted(ignored) == [".env", ".git/", ".htaccess", ".well-known/.hidden", "assets/.cache/"]
+    # a '!' glob lets a path back in whatever the order; without the default list, dotfiles are published
+    assert ".htaccess" in {f.entry.path for f in scan(build, ignore=("!.htaccess", ".*"))}
+    assert ".env" in {f.entry.path for f in scan(build, ignore=("*.swp",))}
+
+
+def test_dry_run_lists_ignored_files(tmp_path, monkeypatch):
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from atomicsite.cli import app
+
+    for key in [k for k in os.environ if k.startswith("ATOMICSITE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    build = site(tmp_path, "spa")
+    (build / ".env").write_text("SECRET=1")
+    (build / ".git").mkdir()
+    (build / ".git" / "HEAD").write_text("ref")
+    res = CliRunner().invoke(app, ["publish", str(build), "--target", str(tmp_path / "t"), "--dry-run", "--json"])
+    doc = _json.loads(res.stdout)
+    assert res.exit_code == 0 and doc["ignored"] == [".env", ".git/"]
+    assert not any(a["path"].startswith(".") for a in doc["actions"])
+    res = CliRunner().invoke(app, ["publish", str(build), "--target", str(tmp_path / "t"), "--dry-run"])
+    assert "ignored (not published): .env, .git/" in res.stdout
+
+
 def test_symlinks_inside_are_followed_and_outside_refused(tmp_path):
     build = site(tmp_path, "spa")
     os.symlink("index.html", build / "alias.html")
