@@ -100,7 +100,7 @@ def switch_channel(store: Store, settings: Settings, state: PointerState, manife
     ``just_committed``: this command wrote the manifest moments ago, so it is the newest version and
     no prune can have chosen it; the re-check that guards promote against a racing prune is skipped.
     """
-    urls = settings.verify_urls if verify_urls is None else verify_urls
+    urls = settings.verify_urls_for(state.channel) if verify_urls is None else verify_urls
     if urls:
         from .healthcheck import check_urls, entry_for_url
 
