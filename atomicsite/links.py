@@ -42,10 +42,13 @@ _RESOURCE_RELS = frozenset({"stylesheet", "preload", "modulepreload", "prefetch"
                             "apple-touch-icon-precomposed", "mask-icon", "manifest"})
 _ORIGIN_RELS = frozenset({"preconnect", "dns-prefetch"})
 _PAGE_TAGS = frozenset({"a", "area", "iframe", "frame"})
+_QUERY_OR_FRAGMENT = re.compile(r"[?#]")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
 # One left-to-right scan: url(...) with or without quotes, @import "x", or any other string, which is
 # skipped, so content: "url(x)" is not a reference. (@import url(x) is caught by the url() branch.)
+_SRCSET_URL = re.compile(r"[\s,]*(\S+)")
+_CSS_TOKEN_START = re.compile(r"""[uU@"']""")
 _CSS_HINT = re.compile(r"url\(|@import", re.I)
 _DQ, _SQ = r'"((?:[^"\\\n]|\\.)*)"', r"'((?:[^'\\\n]|\\.)*)'"
 _CSS_TOKENS = re.compile(rf"""url\(\s*(?:{_DQ}|{_SQ}|([^)'"\s]*))\s*\)|@import\s+(?:{_DQ}|{_SQ})|{_DQ}|{_SQ}""", re.I)
@@ -157,11 +160,20 @@ def css_references(text: str) -> list[str]:
     """``url()`` and ``@import`` targets of a stylesheet (comments removed, quotes and escapes undone)."""
     if not _CSS_HINT.search(text):
         return []
-    refs = []
-    for m in _CSS_TOKENS.finditer(_CSS_COMMENT.sub("", text)):
+    if "/*" in text:
+        text = _CSS_COMMENT.sub("", text)
+    refs, pos = [], 0
+    # Jump between the characters a token can start with, then match the token there: Python's re
+    # scans a character class about 4x faster than it tries an alternation at every position.
+    while (start := _CSS_TOKEN_START.search(text, pos)) is not None:
+        m = _CSS_TOKENS.match(text, start.start())
+        if m is None:
+            pos = start.start() + 1
+            continue
+        pos = m.end()
         ref = next((g for g in m.groups()[:5] if g is not None), None)  # groups 6-7: a bare string
         if ref and ref.strip():
-            refs.append(re.sub(r"\\(.)", r"\1", ref).strip())
+            refs.append(re.sub(r"\\(.)", r"\1", ref).strip() if "\\" in ref else ref.strip())
     return refs
 
 
@@ -169,58 +181,64 @@ def srcset_urls(value: str) -> list[str]:
     """The URLs of a ``srcset`` (HTML's candidate rules: a URL runs to whitespace and loses trailing
     commas; descriptors run to the next comma), so ``a.png, b.png`` is two URLs and ``img,v=2.png``
     one."""
-    urls, i, n = [], 0, len(value)
-    while i < n:
-        while i < n and (value[i].isspace() or value[i] == ","):
-            i += 1
-        start = i
-        while i < n and not value[i].isspace():
-            i += 1
-        url = value[start:i]
-        ended = url.endswith(",")
-        url = url.rstrip(",")
+    if "," not in value:
+        return value.split()[:1]
+    urls, pos, n = [], 0, len(value)
+    while pos < n:
+        m = _SRCSET_URL.match(value, pos)
+        if not m:
+            break
+        url = m.group(1)
+        pos = m.end()
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:  # skip the descriptors up to the next comma
+            comma = value.find(",", pos)
+            pos = n if comma < 0 else comma + 1
         if url:
             urls.append(url)
-        if not ended:  # skip the descriptors up to the next comma
-            while i < n and value[i] != ",":
-                i += 1
     return urls
+
+
+_REF_SELECTOR = "[href],[src],[srcset],[imagesrcset],[poster],[style],style"
 
 
 def html_references(html: bytes | str) -> tuple[str | None, list[tuple[str, str]]]:
     """(``<base href>``, [(kind, ref), …]) of one HTML document, parsed with lexbor (selectolax)."""
     from selectolax.lexbor import LexborHTMLParser  # C extension, loaded when the gate first runs
 
-    tree = LexborHTMLParser(html)
-    base = next((b.attributes.get("href") for b in tree.css("base[href]")), None)
+    base: str | None = None
     refs: list[tuple[str, str]] = []
-    for node in tree.css("[href]"):
-        tag, value = node.tag, node.attributes.get("href")
-        if not value or tag == "base":
+    seen: set[int] = set()
+    # One query for every attribute (lexbor returns a node once per selector it matches, hence
+    # ``seen``): a third of the time of one query per attribute on the synthetic site.
+    for node in LexborHTMLParser(html).css(_REF_SELECTOR):
+        if node.mem_id in seen:
             continue
-        if tag == "link":
-            rels = set((node.attributes.get("rel") or "").lower().split())
-            if rels & _ORIGIN_RELS:
-                continue
-            refs.append((RESOURCE if rels & _RESOURCE_RELS else PAGE, value))
-        elif tag in _PAGE_TAGS:
-            refs.append((PAGE, value))
-        elif tag in ("use", "image", "feimage"):  # SVG: <use href="sprite.svg#icon">
+        seen.add(node.mem_id)
+        tag, attrs = node.tag, node.attributes
+        if tag == "style":
+            refs.extend((RESOURCE, u) for u in css_references(node.text(deep=True)))
+        if (value := attrs.get("href")):
+            if tag == "base":
+                base = value if base is None else base
+            elif tag == "link":
+                rels = set((attrs.get("rel") or "").lower().split())
+                if not rels & _ORIGIN_RELS:
+                    refs.append((RESOURCE if rels & _RESOURCE_RELS else PAGE, value))
+            elif tag in _PAGE_TAGS:
+                refs.append((PAGE, value))
+            elif tag in ("use", "image", "feimage"):  # SVG: <use href="sprite.svg#icon">
+                refs.append((RESOURCE, value))
+        if (value := attrs.get("src")):
+            refs.append((PAGE if tag in _PAGE_TAGS else RESOURCE, value))
+        for attr in ("srcset", "imagesrcset"):
+            if (value := attrs.get(attr)):
+                refs.extend((RESOURCE, u) for u in srcset_urls(value))
+        if tag == "video" and (value := attrs.get("poster")):
             refs.append((RESOURCE, value))
-    for node in tree.css("[src]"):
-        value = node.attributes.get("src")
-        if value:
-            refs.append((PAGE if node.tag in _PAGE_TAGS else RESOURCE, value))
-    for attr in ("srcset", "imagesrcset"):
-        for node in tree.css(f"[{attr}]"):
-            refs.extend((RESOURCE, u) for u in srcset_urls(node.attributes.get(attr) or ""))
-    for node in tree.css("video[poster]"):
-        if node.attributes.get("poster"):
-            refs.append((RESOURCE, node.attributes["poster"]))
-    for node in tree.css("[style]"):
-        refs.extend((RESOURCE, u) for u in css_references(node.attributes.get("style") or ""))
-    for node in tree.css("style"):
-        refs.extend((RESOURCE, u) for u in css_references(node.text(deep=True)))
+        if (value := attrs.get("style")):
+            refs.extend((RESOURCE, u) for u in css_references(value))
     return base, refs
 
 
@@ -241,12 +259,10 @@ def _join(ref: str, base_url: str) -> str | None:
     because ``urllib.parse.urljoin`` was most of the gate's time on a large site.
     """
     ref = ref.strip()
-    if not ref or ref[0] in "#?" or ref.startswith(("//", "\\\\")) or _SCHEME.match(ref):
+    if not ref or ref[0] in "#?" or ref.startswith(("//", "\\\\")) or (":" in ref and _SCHEME.match(ref)):
         return None
-    cut = min((i for i in (ref.find("#"), ref.find("?")) if i >= 0), default=len(ref))
-    path = ref[:cut]
-    if not path:
-        return None
+    cut = _QUERY_OR_FRAGMENT.search(ref)
+    path = ref[:cut.start()] if cut else ref
     if path[0] != "/":
         path = base_url[: base_url.rfind("/") + 1] + path
     is_dir = path.endswith(("/", "/.", "/..")) or path in (".", "..")
@@ -299,15 +315,12 @@ def check_links(files: Iterable, settings: LinkSettings | None = None) -> LinkRe
         return LinkReport(settings=settings)
     by_path = {f.entry.path: f.entry for f in files}
     ignored = _Ignore(settings.ignore)
+    levels = {RESOURCE: settings.resources, PAGE: settings.pages}
     findings: dict[tuple[str, str, str], Finding] = {}
     documents = references = 0
-    resolved_cache: dict[str, bool] = {}
-
-    def exists(target: str) -> bool:
-        hit = resolved_cache.get(target)
-        if hit is None:
-            hit = resolved_cache[target] = lookup(by_path, target) is not None
-        return hit
+    # (directory, ref) → None (not checked) or (target, fine): nav bars and shared assets repeat the
+    # same references on every page of a real site
+    resolved: dict[tuple[str, str], tuple[str, bool] | None] = {}
 
     for f in files:
         entry = f.entry
@@ -322,17 +335,23 @@ def check_links(files: Iterable, settings: LinkSettings | None = None) -> LinkRe
         documents += 1
         if base_url is None:
             continue
+        directory = base_url[: base_url.rfind("/") + 1]
         for kind, ref in refs:
-            level = settings.level(kind)
+            level = levels[kind]
             if level == "off":
                 continue
-            target = resolve_reference(ref, base_url)
-            if target is None:
+            key = ("", ref) if ref[:1] == "/" else (directory, ref)
+            if key in resolved:
+                hit = resolved[key]
+            else:
+                target = resolve_reference(ref, base_url)
+                hit = resolved[key] = None if target is None else (
+                    target, lookup(by_path, target) is not None or ignored(target))
+            if hit is None:
                 continue
             references += 1
-            if exists(target) or ignored(target):
-                continue
-            findings.setdefault((entry.path, ref, kind), Finding(entry.path, ref, target, kind, level))
+            if not hit[1]:
+                findings.setdefault((entry.path, ref, kind), Finding(entry.path, ref, hit[0], kind, level))
     ordered = tuple(sorted(findings.values(), key=lambda f: (f.level != "error", f.page, f.ref)))
     return LinkReport(ordered, documents, references, settings)
 
