@@ -259,7 +259,9 @@ def _join(ref: str, base_url: str) -> str | None:
     because ``urllib.parse.urljoin`` was most of the gate's time on a large site.
     """
     ref = ref.strip()
-    if not ref or ref[0] in "#?" or ref.startswith(("//", "\\\\")) or (":" in ref and _SCHEME.match(ref)):
+    if "\t" in ref or "\n" in ref or "\r" in ref or "\\" in ref:  # as browsers read an http(s) URL
+        ref = ref.replace("\t", "").replace("\n", "").replace("\r", "").replace("\\", "/")
+    if not ref or ref[0] in "#?" or ref.startswith("//") or (":" in ref and _SCHEME.match(ref)):
         return None
     cut = _QUERY_OR_FRAGMENT.search(ref)
     path = ref[:cut.start()] if cut else ref

@@ -41,6 +41,9 @@ UNREFERENCED = {
     ("javascript:void(0)", "/", None),
     ("#top", "/", None),
     ("?page=2", "/", None),
+    ("\\\\cdn.example.com\\x.js", "/", None),  # browsers read backslashes as slashes
+    ("assets\\app.js", "/a/b.html", "a/assets/app.js"),
+    ("/ass\nets/app.js", "/", "assets/app.js"),  # and drop tabs and newlines inside a URL
 ])
 def test_resolve_reference(ref, base, target):
     assert resolve_reference(ref, base) == target
