@@ -45,11 +45,11 @@ _PAGE_TAGS = frozenset({"a", "area", "iframe", "frame"})
 _QUERY_OR_FRAGMENT = re.compile(r"[?#]")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
-# One left-to-right scan: url(...) with or without quotes, @import "x", or any other string, which is
-# skipped, so content: "url(x)" is not a reference. (@import url(x) is caught by the url() branch.)
 _SRCSET_URL = re.compile(r"[\s,]*(\S+)")
-_CSS_TOKEN_START = re.compile(r"""[uU@"']""")
 _CSS_HINT = re.compile(r"url\(|@import", re.I)
+_CSS_TOKEN_START = re.compile(r"""[uU@"']""")
+# A CSS token at a given place: url(...) with or without quotes, @import "x", or any other string,
+# which is skipped, so content: "url(x)" is not a reference. (@import url(x) is a url() token.)
 _DQ, _SQ = r'"((?:[^"\\\n]|\\.)*)"', r"'((?:[^'\\\n]|\\.)*)'"
 _CSS_TOKENS = re.compile(rf"""url\(\s*(?:{_DQ}|{_SQ}|([^)'"\s]*))\s*\)|@import\s+(?:{_DQ}|{_SQ})|{_DQ}|{_SQ}""", re.I)
 
@@ -86,9 +86,6 @@ class LinkSettings:
             return cls(str(table.get("resources", "error")), str(table.get("pages", "warn")), tuple(ignore))
         except ConfigError as exc:
             raise ConfigError(exc.message.replace("links.", f"{where}.", 1), hint=exc.hint) from None
-
-    def level(self, kind: str) -> str:
-        return self.resources if kind == RESOURCE else self.pages
 
 
 @dataclass(frozen=True)
@@ -145,7 +142,7 @@ class BrokenReferences(AtomicsiteError):
         errors = report.errors
         shown = "; ".join(str(f) for f in errors[:3]) + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
         super().__init__(
-            f"the build references {len(errors)} file(s) it does not contain ({shown}); nothing was uploaded.",
+            f"the build has {len(errors)} reference(s) to files it does not contain ({shown}); nothing was uploaded.",
             hint="Fix the build, or list every finding with 'atomicsite publish --dry-run'; "
                  "[links] in the config sets the levels and ignore globs.",
         )
