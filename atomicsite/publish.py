@@ -59,10 +59,9 @@ class PublishResult:
             d["after"] = [r.__dict__ for r in self.outcome.reports]
         if self.dry_run:
             d["actions"] = [a.to_dict() for a in self.plan.actions]
+            d["ignored"] = list(self.ignored)
         if self.links is not None:
             d["links"] = self.links.to_dict()
-        if self.dry_run:
-            d["ignored"] = list(self.ignored)
         return d
 
 
