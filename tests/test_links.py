@@ -231,3 +231,19 @@ def test_cli_refuses_with_exit_8_and_lists_findings(tmp_path, monkeypatch):
     res = runner.invoke(app, ["publish", str(build), "--target", str(tmp_path / "t"), "--dry-run"])
     assert res.exit_code == 0
     assert "index.html → /pricing" in res.stdout and "would refuse" in res.stdout
+
+
+def test_github_action_summary_names_the_broken_references(tmp_path):
+    """The action's job summary for a refused build lists page → reference from the CLI's JSON."""
+    import os
+
+    from atomicsite import github_action as ga
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATOMICSITE_")}
+    run = ga.run_cli(["publish", str(FIXTURES / "broken-refs"), "--target", str(tmp_path / "t"), "--json"], env)
+    assert run.code == 8
+    outputs = ga.step_outputs("publish", "live", run)
+    text = ga.summary_markdown("publish", str(tmp_path / "t"), outputs, run, ga.GitHubContext())
+    assert "failed (exit 8: broken references)" in text
+    assert "- error: `index.html` → `/assets/chunk-Q7wE2rT9.js`" in text
+    assert "- warn: `index.html` → `/pricing`" in text
