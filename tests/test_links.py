@@ -247,3 +247,15 @@ def test_github_action_summary_names_the_broken_references(tmp_path):
     assert "failed (exit 8: broken references)" in text
     assert "- error: `index.html` → `/assets/chunk-Q7wE2rT9.js`" in text
     assert "- warn: `index.html` → `/pricing`" in text
+
+
+def test_odd_names_resolve_as_a_browser_percent_decodes_them(tmp_path):
+    build = site(tmp_path, "odd-names")
+    (build / "index.html").write_text(
+        '<a href="with%20space/page%20one.html">a</a><img src="issue%2342.txt"><img src="100%25.txt">'
+        '<img src="c++notes.txt"><img src="c%2B%2Bnotes.txt"><img src="%C3%BCn%C3%AFc%C3%B8d%C3%A9/%E6%97%A5%E6%9C%AC%E8%AA%9E.txt">'
+        '<img src="ünïcødé/日本語.txt"><a href="with space/page one.html">b</a>'
+        '<img src="issue#42.txt">', encoding="utf-8")  # an unescaped '#' starts a fragment: this names 'issue'
+    report = check_links(scan(build), LinkSettings(pages="error"))
+    assert [(f.ref, f.target) for f in report.findings] == [("issue#42.txt", "issue")]
+    assert report.references == 9
