@@ -366,12 +366,13 @@ def _os_errors(store: LocalStore, path: Path):
                 f"cannot write to {path}: {exc.strerror or 'permission denied'}.",
                 hint=f"Choose a target you can write to, or fix the permissions of {store.root}.",
             ) from None
-        if exc.errno == errno.EEXIST:  # mkdir(exist_ok=True) met something that is not a directory
+        creating_dir = bool(exc.filename) and Path(exc.filename) in path.parents  # mkdir(parents=True) failed
+        if exc.errno == errno.EEXIST and creating_dir:  # something that is not a directory stands there
             broken = next((p for p in (path, *path.parents) if p.is_symlink() and not p.exists()), None)
             what = f"{broken} is a broken symlink (to {os.readlink(broken)})" if broken else f"{exc.filename} is not a directory"
             raise AccessDenied(f"cannot write under {store.root}: {what}.",
                                hint="Point the target at a directory you can write to, or fix the link.") from None
-        if exc.errno == errno.ENOENT and exc.filename and Path(exc.filename) in path.parents:
+        if exc.errno == errno.ENOENT and creating_dir:
             # a directory that cannot be created even though its parent exists: /proc, /sys, a dead mount
             raise AccessDenied(f"cannot create {exc.filename}: {exc.strerror}.",
                                hint="Choose a target on a normal, writable file system.") from None
