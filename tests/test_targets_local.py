@@ -53,3 +53,10 @@ def test_target_in_a_read_only_directory(tmp_path, clean_env):
         assert_one_line_access_error(*publish_to(ro / "site"), str(ro))
     finally:
         ro.chmod(0o700)
+
+
+def test_target_that_is_a_regular_file(tmp_path, clean_env):
+    target = tmp_path / "site"
+    target.write_text("not a directory")
+    assert_one_line_access_error(*publish_to(target), "is a file, not a directory")
+    assert_one_line_access_error(*publish_to(target / "sub"), "is a file, not a directory")

@@ -377,6 +377,10 @@ def _os_errors(store: LocalStore, path: Path):
             raise AccessDenied(f"cannot create {exc.filename}: {exc.strerror}.",
                                hint="Choose a target on a normal, writable file system.") from None
         if exc.errno == errno.ENOTDIR:
+            blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+            if blocker is not None and (blocker == store.root or blocker in store.root.parents):
+                raise AccessDenied(f"cannot write under {store.root}: {blocker} is a file, not a directory.",
+                                   hint="Point the target at a directory (or a path that does not exist yet).") from None
             raise StoreError(f"cannot write {path}: a file stands where a directory should be.") from None
         if exc.errno == errno.ENOSPC:
             raise StoreError(f"cannot write {path}: the disk is full.") from None
