@@ -18,6 +18,7 @@ Goal (issue 12): the gate adds at most 20% to a local publish. Not part of the t
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import shutil
 import sys
 import tempfile
@@ -116,12 +117,8 @@ def main() -> None:
 
         pages = [f.source.read_bytes() for f in files if f.entry.content_type.startswith("text/html")]
         extractors = {"selectolax": html_references, "html.parser": stdlib_references}
-        try:
-            import lxml.html  # noqa: F401  (not a dependency: measured when present)
-
+        if importlib.util.find_spec("lxml"):  # not a dependency: measured when present
             extractors["lxml"] = lxml_references
-        except ImportError:
-            pass
         parse_times = {name: [] for name in extractors}
         for _ in range(args.repeat):  # interleaved as well
             for name, extract in extractors.items():

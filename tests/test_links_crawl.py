@@ -7,16 +7,18 @@ A reference the gate passes must be served 200; one it reports must be the route
 """
 
 import asyncio
+from dataclasses import replace
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
 
+import atomicsite
 from atomicsite.links import LinkSettings, check_links, css_references, html_references
 from atomicsite.scan import scan
 from atomicsite.stores.local import LocalStore
 
-from .helpers import FIXTURES, SETTINGS, publish
+from .helpers import FIXTURES, SETTINGS
 
 ORIGIN = "http://site.test"
 SITES = ["generators/hugo", "generators/mkdocs", "generators/docusaurus", "generators/vite", "blog", "spa",
@@ -65,10 +67,6 @@ def crawl(store) -> dict[str, int]:
 def test_gate_and_router_agree(name, tmp_path):
     build = FIXTURES / name
     store = LocalStore(tmp_path / "site")
-    from dataclasses import replace
-
-    import atomicsite
-
     atomicsite.publish(build, store, settings=replace(SETTINGS, links=LinkSettings("warn", "warn")), source={})
     statuses = crawl(store)
     assert len(statuses) >= 3
