@@ -169,13 +169,15 @@ class VersionClaim:
                 break
             self._withdraw()
             if time.monotonic() >= deadline:
-                what = (f"version {self.version} is being deleted" if self.version in lease.doomed
-                        else "unused objects are being collected")
+                what = ("unused objects are being collected" if self.version not in lease.doomed
+                        and "*" not in lease.doomed else f"version {self.version} is being deleted")
+                who = (f"a prune that {lease.by} started at {lease.at}" if lease.at
+                       else f"a prune whose lease {LEASE_KEY} cannot be read")
                 raise ConflictError(
-                    f"{what} by a prune that {lease.by} started at {lease.at}; nothing was changed.",
+                    f"{what} by {who}; nothing was changed.",
                     hint="Re-run when that prune has finished (then the version is uploaded again if needed). "
-                    + (f"If no prune is running, its lease expires {int(max(0, lease.ttl - lease.age))} s from now "
-                       "and the next 'atomicsite prune' finishes the job." if lease.at else ""),
+                    f"If no prune is running, its lease expires {int(max(0, lease.ttl - lease.age))} s from now "
+                    "and the next 'atomicsite prune' finishes the job.",
                 )
             time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         self._thread = threading.Thread(target=self._keep_alive, name="atomicsite-claim", daemon=True)

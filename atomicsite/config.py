@@ -6,7 +6,9 @@ See docs/config.md for every key.
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -17,6 +19,7 @@ from .durations import parse_duration  # noqa: F401  (re-exported: atomicsite.co
 from .errors import ConfigError, UsageError
 from .headers import HeaderRule
 from .layout import DEFAULT_CHANNEL, LAYOUTS, check_channel
+from .links import LinkSettings
 from .scan import DEFAULT_IGNORE
 from .stores import StoreOptions
 
@@ -48,14 +51,35 @@ class Settings:
     layout: str | None = None  # "tree" | "objects"; None: the live version's, else the store's default
     prune: PruneSettings = field(default_factory=PruneSettings)
     cloudfront: Any = None  # atomicsite.cdn.settings.CloudFrontSettings, from the [cloudfront] table
-    verify_urls: tuple[str, ...] = ()
+    verify_urls: tuple[str, ...] = ()  # given for this command (--verify-url, the API): any channel
     verify_timeout: float = 120.0
+    # (channel name or glob, URLs) from [channels.<name>] verify_urls and the top-level verify_urls;
+    # exact names first. See verify_urls_for.
+    channel_verify_urls: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    links: LinkSettings = field(default_factory=LinkSettings)  # the [links] table: the broken-reference gate
     serve: Any = None  # atomicsite.serve.config.ServeConfig from the [serve] table, validated at load
     config_file: str | None = None
 
     @property
     def target_or_default(self) -> str:
         return self.target or DEFAULT_TARGET
+
+    def verify_urls_for(self, channel: str) -> tuple[str, ...]:
+        """The URLs to health-check after ``channel`` is switched: ``verify_urls`` given for this
+        command, else the channel's own (``{channel}`` filled in), else none. A preview channel is
+        never checked against the production URL.
+
+        >>> s = Settings(channel_verify_urls=(("live", ("https://example.com/",)),
+        ...                                   ("pr-*", ("https://{channel}.preview.example.com/",))))
+        >>> s.verify_urls_for("pr-7"), s.verify_urls_for("staging")
+        (('https://pr-7.preview.example.com/',), ())
+        """
+        if self.verify_urls:
+            return self.verify_urls
+        for pattern, urls in self.channel_verify_urls:
+            if pattern == channel or fnmatch.fnmatchcase(channel, pattern):
+                return tuple(u.replace("{channel}", channel) for u in urls)
+        return ()
 
     def with_overrides(self, **flags) -> Settings:
         """Flags win: ``settings.with_overrides(target="s3://b/p")``; None means 'not given'.
@@ -93,7 +117,7 @@ def with_cloudfront_flags(settings: Settings, pairs: list[str]) -> Settings:
 _TOP_KEYS = {
     "target", "channel", "endpoint_url", "region", "profile", "addressing_style", "checksums", "project",
     "allow_unsafe_cas", "concurrency", "retries", "reuse_from", "ignore", "headers", "prune", "cloudfront",
-    "verify_urls", "verify_timeout", "serve", "redirects", "website_redirects", "layout",
+    "verify_urls", "verify_timeout", "serve", "redirects", "website_redirects", "layout", "links", "channels",
 }
 _ENV = {
     "TARGET": "target", "CHANNEL": "channel", "ENDPOINT_URL": "endpoint_url", "REGION": "region",
@@ -260,11 +284,22 @@ def _apply(settings: Settings, values: Mapping[str, Any], source: _Source) -> Se
             except ConfigError as exc:
                 raise ConfigError(f"{where(key)}: {exc.message}", hint=exc.hint) from None
         elif key == "verify_urls":
-            if not isinstance(value, (list, tuple)) or not all(isinstance(u, str) for u in value):
-                raise ConfigError(f"{where(key)}: must be a list of URLs")
-            out[key] = tuple(value)
+            urls = _verify_urls(value, where(key))
+            if source.kind == "flag":  # given for this command: checked for whatever channel it moves
+                out[key] = urls
+            else:  # the config's top-level URLs belong to the channel it names (default live)
+                own = str(values.get("channel", settings.channel))
+                per_channel = dict(out.get("channel_verify_urls", settings.channel_verify_urls))
+                per_channel.setdefault(own, urls)
+                out["channel_verify_urls"] = _ordered(per_channel)
+        elif key == "channels":
+            per_channel = dict(out.get("channel_verify_urls", settings.channel_verify_urls))
+            per_channel.update(_channels(value, where(key)))  # [channels.<name>] wins over the top level
+            out["channel_verify_urls"] = _ordered(per_channel)
         elif key == "verify_timeout":
             out[key] = parse_duration(value, where=where(key))
+        elif key == "links":
+            out[key] = LinkSettings.from_mapping(value, where(key))
         elif key == "serve":
             from .serve.config import ServeConfig  # validated now: a typo fails every command, not just serve
 
@@ -300,6 +335,40 @@ def _header_rules(value, where: str) -> tuple[tuple[HeaderRule, ...], tuple]:
         except ConfigError as exc:
             raise ConfigError(f"{where}[{i}]: {exc.message}", hint=exc.hint) from None
     return tuple(rules), tuple(blocks)
+
+
+_CHANNEL_GLOB = re.compile(r"^[a-z0-9*?\[][a-z0-9._*?\[\]!-]{0,62}$")
+
+
+def _verify_urls(value, where: str) -> tuple[str, ...]:
+    from urllib.parse import urlparse
+
+    if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
+        raise ConfigError(f"{where}: must be a list of URLs")
+    for url in value:
+        parsed = urlparse(url.replace("{channel}", "channel"))
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ConfigError(f"{where}: {url!r} is not an absolute http(s) URL", hint="e.g. https://www.example.com/")
+    return tuple(value)
+
+
+def _channels(value, where: str) -> dict[str, tuple[str, ...]]:
+    """``[channels.live] verify_urls = [...]``, ``[channels."pr-*"] verify_urls = ["https://{channel}.x/"]``."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: must be a table of channels, like [channels.live]")
+    out = {}
+    for name, table in value.items():
+        if not _CHANNEL_GLOB.match(name):
+            raise ConfigError(f"{where}.{name}: not a channel name or glob", hint="Use names like live, staging, pr-*.")
+        if not isinstance(table, Mapping) or set(table) - {"verify_urls"}:
+            raise ConfigError(f"{where}.{name}: a channel table has verify_urls only")
+        out[name] = _verify_urls(table.get("verify_urls", []), f"{where}.{name}.verify_urls")
+    return out
+
+
+def _ordered(per_channel: dict[str, tuple[str, ...]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Exact channel names first, then globs in the order they were written."""
+    return tuple(sorted(per_channel.items(), key=lambda kv: any(c in kv[0] for c in "*?[")))
 
 
 def _prune(value, source: _Source, current: PruneSettings) -> PruneSettings:

@@ -15,6 +15,7 @@ Exit codes (documented in docs/cli.md):
 5     integrity: corrupt pointer or manifest, incomplete version, verify mismatch
 6     access: denied credentials, target not writable
 7     health check failed after a switch (the switch was undone)
+8     the build references files it does not contain (links gate); nothing was uploaded
 130   interrupted (Ctrl-C); the message says what state the site is in
 143   terminated (SIGTERM); likewise
 ====  ===========================================================================
@@ -30,6 +31,7 @@ EXIT_NOT_FOUND = 4
 EXIT_INTEGRITY = 5
 EXIT_ACCESS = 6
 EXIT_HEALTH = 7
+EXIT_BROKEN_REFERENCES = 8  # raised by atomicsite.links.BrokenReferences
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 

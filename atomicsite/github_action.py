@@ -53,7 +53,7 @@ APPLIES_TO = {
     "message": {"publish", "promote", "pin", "unpin", "rollback"},
 }
 EXIT_NAMES = {1: "error", 2: "usage", 3: "conflict", 4: "not found", 5: "integrity", 6: "access",
-              7: "health check failed", 130: "interrupted"}
+              7: "health check failed", 8: "broken references", 130: "interrupted"}
 PR_EVENTS = ("pull_request", "pull_request_target", "pull_request_review", "pull_request_review_comment")
 
 
@@ -248,7 +248,12 @@ def summary_markdown(command: str, target: str, outputs: Mapping[str, str], run:
     channel, version = outputs["channel"], outputs["version"]
     if run.code != 0:
         name = EXIT_NAMES.get(run.code, "error")
-        return f"### {title} failed (exit {run.code}: {name})\n\n> {_cell(run.error_line)}\n"
+        text = f"### {title} failed (exit {run.code}: {name})\n\n> {_cell(run.error_line)}\n"
+        findings = (d.get("links") or {}).get("findings") or []
+        if findings:  # the link gate refused the build: say which page loads which missing file
+            text += "\n" + "".join(f"- {f['level']}: {_code(f['page'])} → {_code(f['ref'])}\n" for f in findings[:20])
+            text += f"- … and {len(findings) - 20} more\n" if len(findings) > 20 else ""
+        return text
     if command == "channel-delete":
         head = (f"Deleted channel {_code(channel)} (it served {_code(version)}); its versions stay until "
                 "`atomicsite prune`." if version else f"Channel {_code(channel)} did not exist: nothing to delete.")

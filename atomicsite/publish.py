@@ -17,6 +17,7 @@ from .claims import VersionClaim
 from .config import Settings
 from .errors import IntegrityError, PreconditionFailed
 from .layout import OBJECTS, POOL, TREE, check_channel, has_link_trees, manifest_key, sha_of_pool_key, version_prefix
+from .links import LinkReport, gate
 from .manifest import Manifest
 from .plan import COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_objects_plan, make_plan
 from .routing.build import scan_site
@@ -36,6 +37,8 @@ class PublishResult:
     seconds: float = 0.0
     retries: int = 0
     website: dict | None = None  # website_redirects: the objects written and the rules S3 cannot express
+    links: LinkReport | None = None  # the broken-reference gate's findings (warnings; errors in a dry run)
+    ignored: tuple[str, ...] = ()  # build-dir paths left out by the ignore globs (dirs end in '/')
 
     @property
     def version(self) -> str:
@@ -61,6 +64,9 @@ class PublishResult:
             d["website_redirects"] = self.website
         if self.dry_run:
             d["actions"] = [a.to_dict() for a in self.plan.actions]
+            d["ignored"] = list(self.ignored)
+        if self.links is not None:
+            d["links"] = self.links.to_dict()
         return d
 
 
@@ -200,8 +206,12 @@ def publish(
     with opened(target, settings) as (store, settings):
         channel = check_channel(channel or settings.channel)
         events.on_stage("scan")
-        files, rules = scan_site(build_dir, settings, on_file=events.on_scan)  # rule errors stop it here
+        ignored: list[str] = []
+        files, rules = scan_site(build_dir, settings, on_file=events.on_scan,  # rule errors stop it here
+                                 on_ignored=ignored.append)
         sources = {f.entry.path: f.source for f in files}
+        events.on_stage("links")  # before the store is touched: a refused build uploads nothing
+        links = gate(files, settings.links, dry_run=dry_run, rules=rules)
         manifest = Manifest.build((f.entry for f in files), source=source if source is not None else detect_source(),
                                   message=message, rules=rules)
 
@@ -215,7 +225,8 @@ def publish(
                 events.on_plan(planned.plan)
                 if not dry_run:
                     reconcile_live_link(store, channel)
-                return PublishResult(planned.plan, store.url, dry_run=dry_run, seconds=time.monotonic() - started)
+                return PublishResult(planned.plan, store.url, dry_run=dry_run, seconds=time.monotonic() - started,
+                                     links=links, ignored=tuple(ignored))
         # The claim keeps a concurrent prune away from this version from before we look at what is
         # stored until the pointer names it (atomicsite.claims).
         with VersionClaim(store, manifest.version, "publish", wait=settings.prune.wait_seconds,
@@ -223,7 +234,7 @@ def publish(
             planned = _plan(store, settings, pointer, manifest, promote)
             plan = planned.plan
             events.on_plan(plan)
-            result = PublishResult(plan, store.url)
+            result = PublishResult(plan, store.url, links=links, ignored=tuple(ignored))
             if not plan.committed:
                 events.on_stage("transfer")
                 receipts = run_transfers(store, plan.actions, sources, workers=settings.concurrency,

@@ -150,8 +150,24 @@ _WOULD = {SWITCH: "would switch", ALREADY_LIVE: "no switch needed", NO_PROMOTE: 
           PINNED: "would not switch"}
 
 
+def links_findings(result: PublishResult) -> None:
+    """The link gate's findings, page → reference: all of them in a dry run, else the warnings."""
+    report = result.links
+    if report is None or not report.findings:
+        return
+    shown = report.findings if result.dry_run else report.warnings[:20]
+    for f in shown:
+        color = "red" if f.level == "error" else "yellow"
+        out.print(f"[{color}]{f.level}[/]: {escape(f.page)} → {escape(f.ref)} ({f.kind}; /{escape(f.target)} is not in the build)")
+    if len(shown) < len(report.warnings if not result.dry_run else report.findings):
+        out.print(f"… and {len(report.warnings) - len(shown)} more warnings (see --dry-run or --json)")
+    if result.dry_run and report.refused:
+        out.print(f"[red]links: publish would refuse this build[/] ({len(report.errors)} missing file(s) a page loads)")
+
+
 def publish_result(result: PublishResult) -> None:
     plan = result.plan
+    links_findings(result)
     if result.dry_run:
         table = _table(f"plan for version {plan.version} (dry run: nothing written)")
         table.add_column("action", no_wrap=True)
@@ -161,6 +177,8 @@ def publish_result(result: PublishResult) -> None:
         for a in plan.actions:
             table.add_row(a.kind, escape(a.entry.path), human_bytes(a.entry.size), escape(a.reason))
         out.print(table)
+        if result.ignored:
+            out.print(f"ignored (not published): {escape(', '.join(result.ignored))}")
         out.print(f"{_WOULD.get(plan.switch, plan.switch)}: {escape(plan.switch_reason)}")
         return
     s = plan.summary()

@@ -22,7 +22,9 @@ from .errors import BuildDirError
 from .headers import HeaderRule, headers_for
 from .manifest import FileEntry
 
-DEFAULT_IGNORE = (".git", ".svn", ".hg", ".DS_Store", "Thumbs.db", "desktop.ini", ".atomicsite", "*.swp", "*~")
+# Dotfiles and dot-directories (.env, .git/, .DS_Store) are never meant for visitors; .well-known/
+# (security.txt, ACME challenges, app links) is, so it is let back in by a '!' glob.
+DEFAULT_IGNORE = (".*", "!.well-known", "Thumbs.db", "desktop.ini", "*.swp", "*~")
 SITE_RULE_FILES = ("_redirects", "_headers")  # rules, read by atomicsite.routing.build: never served
 MAX_KEY_BYTES = 900  # S3 allows 1024 bytes per key; leave room for "<prefix>/v/<version>/"
 _CHUNK = 1 << 20
@@ -35,14 +37,26 @@ class ScannedFile:
 
 
 class _Ignore:
-    """Ignore globs compiled once: those without '/' match a name anywhere, the others the whole path."""
+    """Ignore globs compiled once: those without '/' match a name anywhere, the others the whole path.
+
+    A glob starting with ``!`` lets back in what it matches, whatever the order (``!.well-known``).
+    """
 
     def __init__(self, patterns: tuple[str, ...]):
-        def union(globs):
-            return re.compile("|".join(fnmatch.translate(g) for g in globs)) if globs else None
+        self._drop = _Globs([p for p in patterns if not p.startswith("!")])
+        self._keep = _Globs([p[1:] for p in patterns if p.startswith("!") and len(p) > 1])
 
-        self._names = union([p for p in patterns if "/" not in p])
-        self._paths = union([p for p in patterns if "/" in p])
+    def __call__(self, rel: str, name: str) -> bool:
+        return self._drop(rel, name) and not self._keep(rel, name)
+
+
+class _Globs:
+    def __init__(self, globs: list[str]):
+        def union(some):
+            return re.compile("|".join(fnmatch.translate(g) for g in some)) if some else None
+
+        self._names = union([g for g in globs if "/" not in g])
+        self._paths = union([g for g in globs if "/" in g])
 
     def __call__(self, rel: str, name: str) -> bool:
         return bool((self._names and self._names.match(name)) or (self._paths and self._paths.match(rel)))
@@ -66,7 +80,8 @@ def _check_key(rel: str, shown: Path) -> str:
     return rel
 
 
-def _walk(root: Path, ignore: tuple[str, ...]) -> list[tuple[str, Path]]:
+def _walk(root: Path, ignore: tuple[str, ...],
+          on_ignored: Callable[[str], None] | None = None) -> list[tuple[str, Path]]:
     """(key, real path) for every regular file, following links that stay inside ``root``."""
     real_root = root.resolve()
     ignored = _Ignore(ignore)
@@ -91,7 +106,11 @@ def _walk(root: Path, ignore: tuple[str, ...]) -> list[tuple[str, Path]]:
         for entry in entries:
             name = unicodedata.normalize("NFC", entry.name)
             rel = f"{rel_dir}{name}"
-            if ignored(rel, name) or (not rel_dir and name in SITE_RULE_FILES):
+            if not rel_dir and name in SITE_RULE_FILES:
+                continue
+            if ignored(rel, name):
+                if on_ignored:
+                    on_ignored(rel + "/" if entry.is_dir() else rel)
                 continue
             path = Path(entry.path)
             if entry.is_symlink():
@@ -139,14 +158,16 @@ def scan(
     ignore: tuple[str, ...] = DEFAULT_IGNORE,
     workers: int = 8,
     on_file: Callable[[int], None] | None = None,
+    on_ignored: Callable[[str], None] | None = None,
 ) -> list[ScannedFile]:
-    """Scan ``build_dir``; ``scan("dist")[0].entry.sha256``. ``on_file(size)`` is called per hashed file."""
+    """Scan ``build_dir``; ``scan("dist")[0].entry.sha256``. ``on_file(size)`` is called per hashed file,
+    ``on_ignored(path)`` per ignored file or directory (``.git/``, whose contents are not listed)."""
     root = Path(build_dir)
     if not root.exists():
         raise BuildDirError(f"build dir {root} does not exist.", hint="Build the site first, or pass the right directory.")
     if not root.is_dir():
         raise BuildDirError(f"build dir {root} is not a directory.", hint="Pass the folder your site builds into (e.g. ./dist).")
-    listed = _walk(root, ignore)
+    listed = _walk(root, ignore, on_ignored)
     if not listed:
         raise BuildDirError(f"build dir {root} has no files to publish.", hint="Build the site first; check your ignore rules.")
     keys: dict[str, Path] = {}

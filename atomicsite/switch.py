@@ -116,7 +116,7 @@ def switch_channel(store: Store, settings: Settings, state: PointerState, manife
     The caller holds a claim on the version (:class:`atomicsite.claims.VersionClaim`), so no prune
     deletes it while the pointer moves.
     """
-    urls = settings.verify_urls if verify_urls is None else verify_urls
+    urls = settings.verify_urls_for(state.channel) if verify_urls is None else verify_urls
     if urls:
         from .healthcheck import check_urls, entry_for_url
 

@@ -31,6 +31,10 @@ from .helpers import FIXTURES, site
     ("logo.svg", "image/svg+xml; charset=utf-8"),
     ("photo.JPG", "image/jpeg"),
     ("blob.unknownext", "application/octet-stream"),
+    ("seg-00001.ts", "video/mp2t"),  # an HLS segment, not Qt Linguist (Debian's /etc/mime.types)
+    ("live.m3u8", "application/vnd.apple.mpegurl"),
+    ("model.glb", "model/gltf-binary"),
+    ("a.jpeg", "image/jpeg"),
 ])
 def test_content_types(name, ctype):
     assert content_type_for(name) == ctype
@@ -47,6 +51,18 @@ def test_content_types(name, ctype):
     ("deadbeef.js", False),  # the hash is the whole name: no separator before it
     ("styles.abcdefgh.css", False),  # letters only: not a hash
     ("favicon.ico", False),
+    # issue 12: only names with a real content hash may be immutable, and never pages
+    ("summer-sale2024.html", False),
+    ("summer-sale2024.css", False),  # a word and a year, not a hash
+    ("index.9c4e1d7a.html", False),  # pages are fetched by a stable URL, whatever their name
+    ("photo-00000001.jpg", False),  # only digits: a counter
+    ("release-20241201.html", False),
+    ("bundle-20240101.js", False),  # a date
+    ("menu-cafe2024.css", False),  # hex letters, but a word and a year
+    ("logo-SummerSale.svg", False),  # camel case, no digit
+    ("main.6543a935.min.css", True),  # MkDocs Material: the hash before .min
+    ("inter-latin-400-normal-C38fXH4l.woff2", True),
+    ("main.min.3c4f8e2a1b9d7c6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e.css", True),  # Hugo
 ])
 def test_fingerprint_detection(name, fingerprinted):
     assert is_fingerprinted(name) is fingerprinted
@@ -83,6 +99,49 @@ def test_scan_ignores_defaults_and_configured(tmp_path):
     assert not any(p.startswith(".git") or p.endswith((".DS_Store", ".swp")) for p in paths)
     only = {f.entry.path for f in scan(build, ignore=("assets/*", ".*", "*.swp"))}
     assert only == {"404.html", "index.html"}
+
+
+def test_dotfiles_are_ignored_by_default_except_well_known(tmp_path):
+    build = site(tmp_path, "spa")
+    (build / ".env").write_text("SECRET=1")
+    (build / ".git" / "objects").mkdir(parents=True)
+    (build / ".git" / "config").write_text("[core]")
+    (build / "assets" / ".cache").mkdir()
+    (build / "assets" / ".cache" / "x").write_text("x")
+    (build / ".htaccess").write_text("Deny from all")
+    (build / ".well-known").mkdir()
+    (build / ".well-known" / "security.txt").write_text("Contact: mailto:sec@example.com")
+    (build / ".well-known" / ".hidden").write_text("x")  # a dotfile inside is still a dotfile
+    ignored = []
+    paths = {f.entry.path for f in scan(build, on_ignored=ignored.append)}
+    assert ".well-known/security.txt" in paths
+    assert not [p for p in paths if any(part.startswith(".") and part != ".well-known" for part in p.split("/"))]
+    assert sorted(ignored) == [".env", ".git/", ".htaccess", ".well-known/.hidden", "assets/.cache/"]
+    # a '!' glob lets a path back in whatever the order; without the default list, dotfiles are published
+    assert ".htaccess" in {f.entry.path for f in scan(build, ignore=("!.htaccess", ".*"))}
+    assert ".env" in {f.entry.path for f in scan(build, ignore=("*.swp",))}
+
+
+def test_dry_run_lists_ignored_files(tmp_path, monkeypatch):
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from atomicsite.cli import app
+
+    for key in [k for k in os.environ if k.startswith("ATOMICSITE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    build = site(tmp_path, "spa")
+    (build / ".env").write_text("SECRET=1")
+    (build / ".git").mkdir()
+    (build / ".git" / "HEAD").write_text("ref")
+    res = CliRunner().invoke(app, ["publish", str(build), "--target", str(tmp_path / "t"), "--dry-run", "--json"])
+    doc = _json.loads(res.stdout)
+    assert res.exit_code == 0 and doc["ignored"] == [".env", ".git/"]
+    assert not any(a["path"].startswith(".") for a in doc["actions"])
+    res = CliRunner().invoke(app, ["publish", str(build), "--target", str(tmp_path / "t"), "--dry-run"])
+    assert "ignored (not published): .env, .git/" in res.stdout
 
 
 def test_symlinks_inside_are_followed_and_outside_refused(tmp_path):
@@ -191,3 +250,24 @@ def test_config_files_that_are_not_what_they_should_be(tmp_path):
     (tmp_path / "pyproject.toml").write_text("[tool.atomicsite.prune]\nkeep = 1.5\n")
     with pytest.raises(ConfigError, match="whole number"):
         load_settings(cwd=tmp_path, env={})
+
+
+def test_content_types_and_version_ids_ignore_the_hosts_mime_tables(tmp_path, monkeypatch):
+    """The same build gets the same headers and version id whatever the machine's MIME tables say."""
+    import mimetypes
+
+    build = tmp_path / "b"
+    build.mkdir()
+    for name in ("index.html", "seg.ts", "app.3f9a1c2b.js", "photo.jpg", "data.yaml", "x.unknownext"):
+        (build / name).write_bytes(name.encode())
+    before = Manifest.build(f.entry for f in scan(build))
+    assert before.by_path["seg.ts"].content_type == "video/mp2t"
+    # a host whose tables disagree about everything (as Debian's do about .ts, and Windows' registry
+    # about .js): neither the table nor the id may move
+    monkeypatch.setattr(mimetypes, "guess_type", lambda *a, **k: ("text/x-host-says-so", None))
+    mimetypes.init()
+    monkeypatch.setitem(mimetypes.types_map, ".ts", "text/vnd.trolltech.linguist")
+    monkeypatch.setitem(mimetypes.types_map, ".js", "text/plain")
+    after = Manifest.build(f.entry for f in scan(build))
+    assert after.version == before.version
+    assert [(e.path, e.content_type) for e in after.files] == [(e.path, e.content_type) for e in before.files]

@@ -27,7 +27,15 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import AccessDenied, AlreadyExists, ObjectNotFound, PreconditionFailed, StoreError, UsageError
+from ..errors import (
+    AccessDenied,
+    AlreadyExists,
+    ObjectNotFound,
+    PreconditionFailed,
+    StoreError,
+    UsageError,
+)
+from ..layout import POOL
 from .base import Body, IfMatch, ObjectInfo, PutMode, WriteMode
 
 TMP_MARK = ".atomicsite-tmp-"
@@ -147,7 +155,8 @@ class LocalStore:
                     # The manifest says "every object is there": flush the objects written before it,
                     # so a power cut cannot leave a committed version with empty files.
                     os.sync()
-                sha = _write_tmp(tmp, source, durable=key.startswith("_atomicsite/"))
+                # pool objects are content like v/: the manifest commit flushes them all (os.sync above)
+                sha = _write_tmp(tmp, source, durable=key.startswith("_atomicsite/") and not key.startswith(POOL))
                 if isinstance(mode, IfMatch) or key.startswith("_atomicsite/channels/"):
                     with self._locked():
                         self._land(key, tmp, path, mode)
@@ -395,7 +404,21 @@ def _os_errors(store: LocalStore, path: Path):
                 f"cannot write to {path}: {exc.strerror or 'permission denied'}.",
                 hint=f"Choose a target you can write to, or fix the permissions of {store.root}.",
             ) from None
+        creating_dir = bool(exc.filename) and Path(exc.filename) in path.parents  # mkdir(parents=True) failed
+        if exc.errno == errno.EEXIST and creating_dir:  # something that is not a directory stands there
+            broken = next((p for p in (path, *path.parents) if p.is_symlink() and not p.exists()), None)
+            what = f"{broken} is a broken symlink (to {os.readlink(broken)})" if broken else f"{exc.filename} is not a directory"
+            raise AccessDenied(f"cannot write under {store.root}: {what}.",
+                               hint="Point the target at a directory you can write to, or fix the link.") from None
+        if exc.errno == errno.ENOENT and creating_dir:
+            # a directory that cannot be created even though its parent exists: /proc, /sys, a dead mount
+            raise AccessDenied(f"cannot create {exc.filename}: {exc.strerror}.",
+                               hint="Choose a target on a normal, writable file system.") from None
         if exc.errno == errno.ENOTDIR:
+            blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+            if blocker is not None and (blocker == store.root or blocker in store.root.parents):
+                raise AccessDenied(f"cannot write under {store.root}: {blocker} is a file, not a directory.",
+                                   hint="Point the target at a directory (or a path that does not exist yet).") from None
             raise StoreError(f"cannot write {path}: a file stands where a directory should be.") from None
         if exc.errno == errno.ENOSPC:
             raise StoreError(f"cannot write {path}: the disk is full.") from None
