@@ -284,18 +284,24 @@ def serve_cmd(
     pointer_ttl: Annotated[Optional[float], _opt("--pointer-ttl", help="Seconds a pointer is cached: a switch reaches every replica within it (default 1).")] = None,
     spa: Annotated[Optional[str], _opt("--spa", help="Serve this page (e.g. /index.html) for unknown HTML paths.")] = None,
     no_skew_protection: Annotated[bool, typer.Option("--no-skew-protection", help="Always serve live, even to pages loaded from an older version.")] = False,
+    workers: Annotated[int, _opt("--workers", help="Worker processes; each follows the pointer on its own.", min=1)] = 1,
+    metrics_port: Annotated[Optional[int], _opt("--metrics-port", help="Serve Prometheus metrics on this port (same address as --host).", min=1, max=65535)] = None,
     *,
     inv: Invocation,
 ):
-    """Serve the channel's current version over HTTP, following the pointer (an ASGI app under uvicorn)."""
-    from .serve import create_app, run
+    """Serve the channel's current version over HTTP, following the pointer (granian, N workers)."""
+    from .serve import AppRecipe, create_app, run, serve_config
 
-    router = create_app(inv.settings.target_or_default, settings=inv.settings, channel=inv.settings.channel,
-                        pointer_ttl=pointer_ttl, spa_fallback=spa, skew_protection=False if no_skew_protection else None)
+    config = serve_config(inv.settings).with_overrides(
+        channel=inv.settings.channel, pointer_ttl=pointer_ttl, spa_fallback=spa,
+        skew_protection=False if no_skew_protection else None)
+    create_app(inv.settings.target_or_default, config, settings=inv.settings).close()  # bad settings fail here, once
+    recipe = AppRecipe(create_app, (inv.settings.target_or_default, config), (("settings", inv.settings),))
     if not inv.json:
-        report.err.print(f"serving {router.config.channel!r} of {inv.settings.target_or_default} "
-                         f"on http://{host or router.config.host}:{port if port is not None else router.config.port}")
-    run(router, host=host, port=port)
+        report.err.print(f"serving {config.channel!r} of {inv.settings.target_or_default} "
+                         f"on http://{host or config.host}:{port if port is not None else config.port} "
+                         f"({workers} worker{'s' if workers != 1 else ''})")
+    run(recipe, host=host, port=port, workers=workers, metrics_port=metrics_port)
 
 
 @command(edge_app, "cloudfront-function")

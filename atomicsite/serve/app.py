@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from .resolve import (
     normal_host, parse_range, pin_candidate, site_path, wants_html,
 )
 from .state import BodyCache, Channel, ManifestCache, PointerCache, sha256_ok
+from . import health
+from .localfile import local_file
 
 log = logging.getLogger("atomicsite.serve")
 
@@ -76,6 +79,14 @@ class Router:
         self.pointers = PointerCache(store, config.pointer_ttl, self.executor, config.max_channels)
         self.manifests = ManifestCache(store, self.executor, config.max_manifests, config.pin_recheck)
         self.bodies = BodyCache(config.body_cache_bytes)
+        self.metrics = None  # a RouterMetrics once observe() is called (serve --metrics-port)
+
+    def observe(self, metrics) -> None:
+        """Report requests, pointer reads, store calls and body-cache use to ``metrics`` (metrics.py)."""
+        self.metrics = metrics
+        self.store = metrics.measure(self.store)
+        self.pointers.store = self.manifests.store = self.store
+        self.pointers.on_read = metrics.pointer_read
 
     # -- ASGI --------------------------------------------------------------------------------------
 
@@ -112,6 +123,8 @@ class Router:
         async def sending(message) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
+            elif message["type"] == "http.response.pathsend":
+                record.sent += os.path.getsize(message["path"])
             else:
                 record.sent += len(message.get("body", b""))
             await send(message)
@@ -137,6 +150,8 @@ class Router:
             query = scope.get("query_string") or b""
             target = path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
             client = scope.get("client")
+            if self.metrics is not None:
+                self.metrics.request(record.channel, record.status, time.perf_counter() - started)
             log.info('%s %s "%s %s" %d %d %s@%s %.1fms',
                      client[0] if client else "-", headers.get("host", "-"), scope["method"], target,
                      record.status, record.sent, record.channel, record.version,
@@ -163,13 +178,24 @@ class Router:
             rel = site_path(path)
         except BadPath:
             raise _Respond(400, "Bad request path.") from None
+        if rel == health.PATH:
+            status, text = await health.check(self.pointers, name)
+            raise _Respond(status, text)
         if is_reserved(rel):
             raise _Respond(404, "Not found.")
 
         channel = await self.pointers.get(name)
         if channel.pointer is None:
             raise _Respond(503, f"Channel {name!r} has nothing published yet.", [(b"retry-after", b"5")])
-        live = await self._live_manifest(channel)
+        try:
+            live = await self._live_manifest(channel)
+        except ObjectNotFound:
+            # The pointer we hold names a version that is gone: it was switched away from and pruned
+            # since we read it. Re-read the pointer now rather than answer 502 until the TTL runs out.
+            channel = await self.pointers.get(name, fresh=True)
+            if channel.pointer is None:
+                raise _Respond(503, f"Channel {name!r} has nothing published yet.", [(b"retry-after", b"5")])
+            live = await self._live_manifest(channel, strict=True)
         record.version = live.version
         choice = await self._choose(rel, headers, channel, live, self._pin(headers, channel))
         record.version = choice.version
@@ -182,8 +208,10 @@ class Router:
             record.version = choice.version
             await self._respond(scope, headers, choice, receive, send, root)
 
-    async def _live_manifest(self, channel: Channel) -> Manifest:
+    async def _live_manifest(self, channel: Channel, strict: bool = False) -> Manifest:
         version = channel.pointer.version
+        if not strict:
+            return await self.manifests.get(version)
         try:
             return await self.manifests.get(version)
         except ObjectNotFound:
@@ -272,6 +300,13 @@ class Router:
             await send({"type": "http.response.start", "status": status, "headers": out})
             await send({"type": "http.response.body", "body": data[span.start:span.end]})
             return
+        if status == 200 and "http.response.pathsend" in (scope.get("extensions") or {}):
+            # A local store and a server that sends files itself (granian): no bytes through Python.
+            path = local_file(self.store, key, entry.size)
+            if path is not None:
+                await send({"type": "http.response.start", "status": status, "headers": out})
+                await send({"type": "http.response.pathsend", "path": path})
+                return
         await self._stream(key, span, status, out, choice, receive, send)
 
     async def _store(self, fn, *args):
@@ -279,6 +314,8 @@ class Router:
 
     async def _small_body(self, key: str, entry: FileEntry, choice: _Choice) -> bytes:
         data = self.bodies.get(entry.sha256)
+        if self.metrics is not None:
+            self.metrics.body_cache(data is not None)
         if data is not None:
             return data
         try:
