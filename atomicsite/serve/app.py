@@ -184,18 +184,22 @@ class Router:
         if is_reserved(rel):
             raise _Respond(404, "Not found.")
 
-        channel = await self.pointers.get(name)
-        if channel.pointer is None:
-            raise _Respond(503, f"Channel {name!r} has nothing published yet.", [(b"retry-after", b"5")])
         try:
-            live = await self._live_manifest(channel)
+            await self._serve_from(await self.pointers.get(name), rel, scope, headers, receive, send, record, root)
         except ObjectNotFound:
-            # The pointer we hold names a version that is gone: it was switched away from and pruned
-            # since we read it. Re-read the pointer now rather than answer 502 until the TTL runs out.
+            if record.status:
+                raise
+            # The pointer we hold names a version that is gone (its manifest or this file): the
+            # channel was switched away from it and it was pruned since we read the pointer. Read
+            # the pointer again now rather than answer 502 until the TTL runs out.
             channel = await self.pointers.get(name, fresh=True)
-            if channel.pointer is None:
-                raise _Respond(503, f"Channel {name!r} has nothing published yet.", [(b"retry-after", b"5")])
-            live = await self._live_manifest(channel, strict=True)
+            await self._serve_from(channel, rel, scope, headers, receive, send, record, root, strict=True)
+
+    async def _serve_from(self, channel: Channel, rel: str, scope, headers, receive, send, record: _Log,
+                          root: str, strict: bool = False) -> None:
+        if channel.pointer is None:
+            raise _Respond(503, f"Channel {channel.name!r} has nothing published yet.", [(b"retry-after", b"5")])
+        live = await self._live_manifest(channel, strict)
         record.version = live.version
         choice = await self._choose(rel, headers, channel, live, self._pin(headers, channel))
         record.version = choice.version

@@ -119,6 +119,7 @@ class PointerCache:
 
     refresh_ahead = 0.5  # fraction of the TTL after which a served pointer is re-read in the background
     max_wait = 2.0  # seconds a request waits for a pointer read before it takes the last good pointer
+    min_forced_interval = 0.2  # seconds between reads forced by a vanished live version
 
     def __init__(self, store: Store, ttl: float, executor: Executor, limit: int):
         self.store = store
@@ -150,9 +151,9 @@ class PointerCache:
             age = now - slot.at
             failing = slot.error is not None and now - slot.error_at < self.ttl
             if fresh:
-                # at most a few forced reads per TTL: a pointer that really names a missing
+                # at most a few forced reads a second: a pointer that really names a missing
                 # version must not cost a store read per request
-                fresh = age >= self.ttl / 10
+                fresh = age >= min(self.ttl, self.min_forced_interval)
             if value is not None and not fresh and age < self.ttl:
                 if age >= self.ttl * self.refresh_ahead and slot.inflight is None and not failing:
                     self._load(name, slot, value)
