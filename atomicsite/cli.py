@@ -279,13 +279,13 @@ def channel_delete_cmd(
 
 @command(app, "serve")
 def serve_cmd(
-    host: Annotated[Optional[str], _opt("--host", help="Address to listen on (default 127.0.0.1; [serve] host).")] = None,
-    port: Annotated[Optional[int], _opt("--port", help="Port (default 8000; [serve] port).", min=0, max=65535)] = None,
+    host: Annotated[Optional[str], _opt("--host", help="Address to listen on (default 127.0.0.1; [serve] host).", envvar="ATOMICSITE_HOST")] = None,
+    port: Annotated[Optional[int], _opt("--port", help="Port (default 8000; [serve] port).", min=0, max=65535, envvar="ATOMICSITE_PORT")] = None,
     pointer_ttl: Annotated[Optional[float], _opt("--pointer-ttl", help="Seconds a pointer is cached: a switch reaches every replica within it (default 1).")] = None,
     spa: Annotated[Optional[str], _opt("--spa", help="Serve this page (e.g. /index.html) for unknown HTML paths.")] = None,
     no_skew_protection: Annotated[bool, typer.Option("--no-skew-protection", help="Always serve live, even to pages loaded from an older version.")] = False,
-    workers: Annotated[int, _opt("--workers", help="Worker processes; each follows the pointer on its own.", min=1)] = 1,
-    metrics_port: Annotated[Optional[int], _opt("--metrics-port", help="Serve Prometheus metrics on this port (same address as --host).", min=1, max=65535)] = None,
+    workers: Annotated[int, _opt("--workers", help="Worker processes; each follows the pointer on its own.", min=1, envvar="ATOMICSITE_WORKERS")] = 1,
+    metrics_port: Annotated[Optional[int], _opt("--metrics-port", help="Serve Prometheus metrics on this port (same address as --host).", min=1, max=65535, envvar="ATOMICSITE_METRICS_PORT")] = None,
     *,
     inv: Invocation,
 ):
