@@ -146,12 +146,14 @@ class Router:
                 log.exception("bug serving %s", scope.get("path"))
                 await _text(sending, scope, 500, "Internal error.")
         finally:
+            if self.metrics is not None:
+                self.metrics.request(record.channel, record.status, time.perf_counter() - started)
+            if not log.isEnabledFor(logging.INFO):  # the line costs more than a cached answer
+                return
             path = scope.get("raw_path") or scope.get("path", "").encode()
             query = scope.get("query_string") or b""
             target = path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
             client = scope.get("client")
-            if self.metrics is not None:
-                self.metrics.request(record.channel, record.status, time.perf_counter() - started)
             log.info('%s %s "%s %s" %d %d %s@%s %.1fms',
                      client[0] if client else "-", headers.get("host", "-"), scope["method"], target,
                      record.status, record.sent, record.channel, record.version,
@@ -375,6 +377,9 @@ def _read_all(store: Store, key: str) -> bytes:
 
 
 def _headers(scope) -> dict[str, str]:
+    given = scope.get("atomicsite.headers")  # the RSGI adapter builds this dict straight from granian's
+    if given is not None:
+        return given
     out: dict[str, str] = {}
     for raw_name, raw_value in scope.get("headers", ()):
         name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")

@@ -38,6 +38,14 @@ class RSGIRouter:
         if scope.proto != "http":  # websockets: refused, as the ASGI app does
             proto.close(1003)
             return
+        headers: dict[str, str] = {}
+        raw = []
+        for name, value in scope.headers.items():
+            raw.append((name.encode("latin-1"), value.encode("latin-1")))
+            if name in headers:
+                headers[name] += ("; " if name == "cookie" else ", ") + value
+            else:
+                headers[name] = value
         client, _, client_port = scope.client.rpartition(":")
         server, _, server_port = scope.server.rpartition(":")
         asgi_scope = {
@@ -50,7 +58,8 @@ class RSGIRouter:
             "raw_path": None,
             "query_string": scope.query_string.encode("latin-1"),
             "root_path": "",
-            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in scope.headers.items()],
+            "headers": raw,
+            "atomicsite.headers": headers,  # the same, as the router keeps them (lower-case names)
             "client": (client, int(client_port or 0)),
             "server": (server, int(server_port or 0)),
             "extensions": {"http.response.pathsend": {}},

@@ -173,15 +173,16 @@ class ProxyHeaders:
         return any(address in net for net in self.networks)
 
     async def __call__(self, scope, receive, send):
-        client = scope.get("client")
-        if scope["type"] == "http" and client and self._trusts(client[0]):
+        if scope["type"] == "http":
             proto = forwarded_for = None
             for name, value in scope.get("headers", ()):
                 if name == b"x-forwarded-proto":
                     proto = value.decode("latin-1").split(",")[-1].strip().lower()
                 elif name == b"x-forwarded-for":
                     forwarded_for = value.decode("latin-1").split(",")[-1].strip()
-            if proto in ("http", "https") or forwarded_for:
+            client = scope.get("client")
+            # headers first, the peer's address only when there are some: parsing it costs more
+            if (proto in ("http", "https") or forwarded_for) and client and self._trusts(client[0]):
                 scope = dict(scope)
                 if proto in ("http", "https"):
                     scope["scheme"] = proto
