@@ -286,6 +286,7 @@ def serve_cmd(
     no_skew_protection: Annotated[bool, typer.Option("--no-skew-protection", help="Always serve live, even to pages loaded from an older version.")] = False,
     workers: Annotated[int, _opt("--workers", help="Worker processes; each follows the pointer on its own.", min=1, envvar="ATOMICSITE_WORKERS")] = 1,
     metrics_port: Annotated[Optional[int], _opt("--metrics-port", help="Serve Prometheus metrics on this port (same address as --host).", min=1, max=65535, envvar="ATOMICSITE_METRICS_PORT")] = None,
+    forwarded_allow_ips: Annotated[str, _opt("--forwarded-allow-ips", help="Addresses or networks (comma-separated, or *) whose X-Forwarded-For/-Proto are believed (default 127.0.0.1).", envvar="ATOMICSITE_FORWARDED_ALLOW_IPS")] = "127.0.0.1",
     *,
     inv: Invocation,
 ):
@@ -301,7 +302,8 @@ def serve_cmd(
         report.err.print(f"serving {config.channel!r} of {inv.settings.target_or_default} "
                          f"on http://{host or config.host}:{port if port is not None else config.port} "
                          f"({workers} worker{'s' if workers != 1 else ''})")
-    run(recipe, host=host, port=port, workers=workers, metrics_port=metrics_port)
+    run(recipe, host=host, port=port, workers=workers, metrics_port=metrics_port,
+        forwarded_allow_ips=forwarded_allow_ips)
 
 
 @command(edge_app, "cloudfront-function")

@@ -341,9 +341,11 @@ def test_serve_with_workers_and_metrics_port(tmp_path):
     store = LocalStore(tmp_path / "site")
     version = publish(store, site(tmp_path, 1))
     metrics_port = free_port()
-    with atomicsite_serve(str(store.root), "--workers", "2", "--metrics-port", str(metrics_port),
-                          "--pointer-ttl", "0.2") as served:
+    env = {"ATOMICSITE_WORKERS": "2", "ATOMICSITE_METRICS_PORT": str(metrics_port)}  # as the image sets them
+    with atomicsite_serve(str(store.root), "--pointer-ttl", "0.2", env=env) as served:
         base = served.base
+        wait_for(lambda: served.output.count("Started worker-") >= 2, what="two workers")
+        assert "(2 workers)" in served.output
         with httpx.Client(timeout=10) as c:  # new connections, so both workers are likely to answer
             for _ in range(40):
                 assert version_of(httpx.get(base + "/assets/app.js", timeout=10)) == version
@@ -412,3 +414,19 @@ def test_serve_ranges_streams_and_disconnects(rig, tmp_path):
         assert c.post(base + "/").status_code == 405
     log = served.output
     assert f'"GET /big.bin" 206 10 live@{v1}' in log, log
+
+
+def test_forwarded_proto_is_believed_only_from_trusted_peers(tmp_path):
+    from atomicsite.serve import create_app
+    from atomicsite.serve.server import ProxyHeaders
+
+    from .test_serve import serving
+
+    store = LocalStore(tmp_path / "site")
+    publish(store, site(tmp_path, 1))
+    https = {**NAV, "x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.9"}
+    for trusted, secure in (("127.0.0.0/8", True), ("10.0.0.0/8", False), ("*", True)):
+        app = ProxyHeaders(create_app(store, settings=SETTINGS), trusted)
+        with serving(app) as base:
+            cookie = httpx.get(base + "/", headers=https).headers["set-cookie"]
+            assert cookie.endswith("; Secure") is secure, (trusted, cookie)

@@ -93,6 +93,12 @@ def run(
     if workers < 1:
         raise ConfigError(f"--workers: must be 1 or more, got {workers}")
     config = _config_of(app)
+    if forwarded_allow_ips:
+        try:
+            ProxyHeaders(None, forwarded_allow_ips)
+        except ValueError as exc:
+            raise ConfigError(f"--forwarded-allow-ips: {exc}",
+                              hint="Give addresses or networks separated by commas (10.0.0.0/8,127.0.0.1), or *.") from None
     metrics_dir, made = None, False
     if metrics_port is not None:
         from .metrics import start_metrics_server
