@@ -177,6 +177,13 @@ def uvicorn_server(tmp: Path, target: Path, port: int, workers: int) -> subproce
                   "--log-level", "warning", "--no-access-log"], tmp, {"ATOMICSITE_TARGET": str(target)})
 
 
+def _loadavg() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=1, help="worker processes for every server (default 1)")
@@ -206,7 +213,8 @@ def main() -> None:
         small = (target / "current" / SMALL.lstrip("/")).stat().st_size
         print(f"published {version}; {SMALL} ({small} bytes, 16 connections) and {LARGE} ({LARGE_SIZE // 10**6} MB,"
               f" 4 connections); {args.workers} worker(s) per server; {args.rounds} interleaved rounds of "
-              f"{args.seconds:g}s, median shown; {os.cpu_count()} cores; load: {'wrk -t1' if have_wrk else 'httpx'}\n")
+              f"{args.seconds:g}s, median shown; {os.cpu_count()} cores; load: {'wrk -t1' if have_wrk else 'httpx'}; "
+              f"machine load average before: {_loadavg()}\n")
 
         servers = {}
         if have_nginx:
@@ -244,6 +252,7 @@ def main() -> None:
             errors = sum(x["errors"] for x in r["small"] + r["large"])
             print(f"{name:<24}{s['rps']:>12.0f}{s['p50']:>9.2f}{s['p99']:>9.2f}{big['mbps']:>11.0f}{big['p99']:>9.0f}"
                   f"{errors:>8}")
+        print(f"machine load average after: {_loadavg()} (others' work on a shared machine skews every column)")
         if "nginx" in table:
             ns, nb = table["nginx"]
             print()

@@ -113,6 +113,8 @@ class Router:
     def close(self) -> None:
         """Release the thread pool (and the store, when the router opened it)."""
         self.executor.shutdown(wait=False)
+        if self.metrics is not None:
+            self.metrics.close()
         if self.owns_store:
             self.store.close()
 

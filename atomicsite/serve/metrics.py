@@ -77,6 +77,13 @@ class RouterMetrics:
         if version:
             self.version.labels(name, version).set(1)
 
+    def close(self) -> None:
+        """This worker is going away: drop its live gauges (the version it served, its last read)."""
+        if os.environ.get(_ENV):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())
+
     def measure(self, store):
         return MeasuredStore(store, self)
 
