@@ -363,6 +363,11 @@ def test_serve_with_workers_and_metrics_port(tmp_path):
         assert 0 <= samples['atomicsite_pointer_age_seconds{channel="live"}'] < 30
         assert samples["atomicsite_body_cache_misses_total"] >= 1
         assert any(k.startswith('atomicsite_store_request_duration_seconds_count{op="get"}') for k in samples)
+        # every worker follows the pointer: after the TTL, no new connection gets the old version
+        v2 = publish(store, site(tmp_path, 2))
+        time.sleep(0.2)  # the TTL: every request from now on starts after it
+        for _ in range(40):
+            assert version_of(httpx.get(base + "/", headers=NAV, timeout=10)) == v2
 
 
 # -- scaled out: three replicas on one target -------------------------------------------------------
