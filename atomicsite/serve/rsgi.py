@@ -1,8 +1,8 @@
 """The router spoken over RSGI, granian's native protocol: the same ASGI app, a cheaper wire.
 
-Measured (bench/bench_serve.py): under granian, the RSGI interface serves a small cached file at
-roughly twice the requests per second of granian's own ASGI interface, because an ASGI ``send`` is a
-Rust future per message while RSGI answers with one call. The router itself stays a plain ASGI app
+Measured (bench/bench_serve.py --compare, on a shared 2-core machine, so noisy): under granian, the
+RSGI interface served a small cached file at 1.2–1.9× the requests per second of granian's own ASGI
+interface, because an ASGI ``send`` is a Rust future per message while RSGI answers with one call. The router itself stays a plain ASGI app
 (tests, uvicorn and other ASGI servers use it as is); this adapter turns one RSGI request into an
 ASGI scope and maps the app's messages onto RSGI calls:
 

@@ -1,10 +1,11 @@
 """Running the router: granian, N worker processes, each following the pointer on its own.
 
-Why granian: measured in bench/bench_serve.py (and the table in docs/serve.md), a small cached file
-under uvicorn with h11 came to about a fifth of uvicorn with uvloop + httptools' rate, and granian
-(Rust HTTP, the app on uvloop) to roughly twice that again; a large file is sent by granian itself
-(``response_file``) when the store is a local disk. The router stays a plain ASGI app, so any ASGI
-server can still run it (``uvicorn --factory atomicsite.serve:app_from_env``).
+Why granian: measured (issue 15; bench/bench_serve.py --compare), with nginx at 74,000 req/s for a
+small file on one worker, the router served 5,600 under uvicorn with h11, 11,000 under uvicorn with
+uvloop + httptools, and 26,000 under granian (Rust HTTP, the app on uvloop); the RSGI adapter
+(rsgi.py) and a leaner request path add to that. A large file on a local store is sent by granian
+itself (``http.response.pathsend``, sendfile underneath). The router stays a plain ASGI app, so any
+ASGI server can still run it (``uvicorn --factory atomicsite.serve:app_from_env``).
 
 Each worker is a separate process that builds its own router (its own caches and store client) from
 a picklable recipe: replicas and workers share nothing but the store.
