@@ -13,7 +13,9 @@ free 127.0.0.1 port with the same number of worker processes:
   httptools: the measurement behind the choice of server stack (docs/serve.md).
 
 Load comes from ``wrk`` (``-t1``; 16 connections for the small file, 4 for the 50 MB one) with its
-latency percentiles. The servers are measured in interleaved rounds (nginx, router, nginx, router…)
+latency percentiles. Besides throughput, it reports the CPU time each server (all its processes)
+spent per small request and per GB of the large file, read from /proc: on a shared machine that
+figure moves far less with other people's load than requests per second do. The servers are measured in interleaved rounds (nginx, router, nginx, router…)
 and the median round is reported, because this machine is shared and its load drifts. When ``nginx``
 or ``wrk`` is not installed (Debian: ``apt-get install nginx wrk``), the bench says so: without nginx
 that column is left out; without wrk a Python load generator (httpx, keep-alive clients) is used, which
@@ -122,6 +124,36 @@ def pyload(url: str, seconds: float, connections: int) -> dict:
             "p50": statistics.median(latencies) * 1000,
             "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, "errors": errors,
             "note": ""}
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and all its descendants, from /proc (Linux; 0 elsewhere).
+
+    Throughput on a shared machine moves with everyone else's load; the CPU a server spends per
+    request hardly does, so it is the steadier figure for comparing servers."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def measured(load, proc: subprocess.Popen, url: str, seconds: float, connections: int) -> dict:
+    before = cpu_seconds(proc.pid)
+    result = load(url, seconds, connections)
+    spent = cpu_seconds(proc.pid) - before
+    requests = result["rps"] * seconds
+    result["cpu_us"] = spent / requests * 1e6 if requests else float("nan")
+    result["cpu_s_per_gb"] = spent / (result["mbps"] * seconds / 1000) if result["mbps"] else float("nan")
+    return result
 
 
 # -- servers ----------------------------------------------------------------------------------------
@@ -233,8 +265,8 @@ def main() -> None:
                     base = f"http://127.0.0.1:{port}"
                     wait_http(base + SMALL, proc)
                     load(base + SMALL, 1, 16)  # warm-up: caches, connections, JIT-free but page cache
-                    results[name]["small"].append(load(base + SMALL, args.seconds, 16))
-                    results[name]["large"].append(load(base + LARGE, args.seconds, 4))
+                    results[name]["small"].append(measured(load, proc, base + SMALL, args.seconds, 16))
+                    results[name]["large"].append(measured(load, proc, base + LARGE, args.seconds, 4))
                 finally:
                     stop(proc)
             print(f"round {round_ + 1}: " + ", ".join(
@@ -243,15 +275,17 @@ def main() -> None:
         def median(runs: list[dict], key: str) -> dict:
             return sorted(runs, key=lambda r: r[key])[len(runs) // 2]
 
-        print(f"\n{'server':<24}{'small req/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'50MB MB/s':>11}{'p99 ms':>9}"
-              f"{'errors':>8}")
+        print(f"\n{'server':<24}{'small req/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'CPU µs/req':>11}"
+              f"{'50MB MB/s':>11}{'p99 ms':>9}{'CPU s/GB':>10}{'errors':>8}")
         table = {}
         for name, r in results.items():
             s, big = median(r["small"], "rps"), median(r["large"], "mbps")
             table[name] = (s, big)
             errors = sum(x["errors"] for x in r["small"] + r["large"])
-            print(f"{name:<24}{s['rps']:>12.0f}{s['p50']:>9.2f}{s['p99']:>9.2f}{big['mbps']:>11.0f}{big['p99']:>9.0f}"
-                  f"{errors:>8}")
+            cpu_small = statistics.median(x["cpu_us"] for x in r["small"])
+            cpu_large = statistics.median(x["cpu_s_per_gb"] for x in r["large"])
+            print(f"{name:<24}{s['rps']:>12.0f}{s['p50']:>9.2f}{s['p99']:>9.2f}{cpu_small:>11.1f}"
+                  f"{big['mbps']:>11.0f}{big['p99']:>9.0f}{cpu_large:>10.2f}{errors:>8}")
         print(f"machine load average after: {_loadavg()} (others' work on a shared machine skews every column)")
         if "nginx" in table:
             ns, nb = table["nginx"]
