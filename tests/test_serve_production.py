@@ -127,7 +127,8 @@ def test_idle_router_never_answers_from_a_pre_quiet_pointer(rig, tmp_path):
 
     v1 = publish(rig.store, site(tmp_path, 1))
     ttl = 0.3
-    with serving(create_app(rig.store, settings=SETTINGS, pointer_ttl=ttl)) as base, httpx.Client() as c:
+    app = create_app(rig.store, settings=SETTINGS, pointer_ttl=ttl, pointer_wait=60)  # a slow machine is no hang
+    with serving(app) as base, httpx.Client() as c:
         assert version_of(c.get(base + "/", headers=NAV)) == v1
         time.sleep(3 * ttl)  # quiet: nobody asks, nothing refreshes
         publish(rig.store, site(tmp_path, 2))
@@ -165,7 +166,7 @@ def test_a_switch_reaches_a_busy_router_within_the_ttl(rig, tmp_path):
 
     v1 = publish(rig.store, site(tmp_path, 1))
     ttl = 0.5
-    with serving(create_app(rig.store, settings=SETTINGS, pointer_ttl=ttl)) as base:
+    with serving(create_app(rig.store, settings=SETTINGS, pointer_ttl=ttl, pointer_wait=60)) as base:
         stop = threading.Event()
 
         def busy():  # keeps the pointer warm: the background refresh path, not the idle one
@@ -286,8 +287,7 @@ def test_healthz_reports_a_read_that_hangs(tmp_path):
             release.wait(30)
 
     ttl = 0.1
-    app = create_app(OpsStore(inner, before=slow), settings=SETTINGS, pointer_ttl=ttl)
-    app.pointers.max_wait = 0.2
+    app = create_app(OpsStore(inner, before=slow), settings=SETTINGS, pointer_ttl=ttl, pointer_wait=0.2)
     try:
         with serving(app) as base, httpx.Client(timeout=10) as c:
             assert c.get(base + "/_atomicsite/healthz").status_code == 200
@@ -375,8 +375,11 @@ def test_serve_with_workers_and_metrics_port(tmp_path):
 def test_three_replicas_follow_a_switch_and_keep_a_pinned_client(rig, tmp_path):
     ttl = 0.5
     v1 = publish(rig.store, site(tmp_path, 1))
+    # a loaded machine may take long to read, but never long enough to count as a hanging store
+    (tmp_path / "atomicsite.toml").write_text('[serve]\npointer_wait = "60s"\n')
     with contextlib.ExitStack() as stack:
-        bases = [stack.enter_context(atomicsite_serve(rig.url, "--pointer-ttl", str(ttl), env=rig.env)).base
+        bases = [stack.enter_context(atomicsite_serve(rig.url, "--pointer-ttl", str(ttl), env=rig.env,
+                                                      cwd=tmp_path)).base
                  for _ in range(3)]
         page = httpx.get(bases[0] + "/", headers=NAV)
         assert version_of(page) == v1

@@ -77,6 +77,7 @@ class Router:
         self.owns_store = owns_store
         self.executor = ThreadPoolExecutor(config.store_threads, thread_name_prefix="atomicsite-serve")
         self.pointers = PointerCache(store, config.pointer_ttl, self.executor, config.max_channels)
+        self.pointers.max_wait = config.pointer_wait
         self.manifests = ManifestCache(store, self.executor, config.max_manifests, config.pin_recheck)
         self.bodies = BodyCache(config.body_cache_bytes)
         self.metrics = None  # a RouterMetrics once observe() is called (serve --metrics-port)
