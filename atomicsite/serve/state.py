@@ -170,8 +170,9 @@ class PointerCache:
             return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)),
                                           max(0.0, self.max_wait - waited))
         except asyncio.TimeoutError:
-            log.warning("reading the pointer of channel %r takes over %.0fs; still serving %s",
-                        name, self.max_wait, value.pointer.version if value.pointer else "nothing")
+            if waited < self.max_wait:  # the requests that waited for it say so; later ones do not
+                log.warning("reading the pointer of channel %r takes over %.1fs; still serving %s",
+                            name, self.max_wait, value.pointer.version if value.pointer else "nothing")
             return value
         except Exception:
             return value  # logged once, by the read's own callback
