@@ -438,3 +438,56 @@ def test_forwarded_proto_is_believed_only_from_trusted_peers(tmp_path):
         with serving(app) as base:
             cookie = httpx.get(base + "/", headers=https).headers["set-cookie"]
             assert cookie.endswith("; Secure") is secure, (trusted, cookie)
+
+
+@pytest.mark.parametrize("interface", ["rsgi", "asgi"])
+def test_streaming_stops_reading_the_store_when_the_client_leaves(tmp_path, interface):
+    """A streamed file (any store but a plain local one) is read chunk by chunk; a client that goes
+    away mid-body stops the reads, over granian's RSGI interface as over its ASGI one."""
+    import asyncio
+
+    from granian.constants import HTTPModes, Interfaces
+    from granian.server.embed import Server
+
+    from atomicsite.serve import create_app
+    from atomicsite.serve.rsgi import RSGIRouter
+
+    inner = LocalStore(tmp_path / "site")
+    payload = os.urandom(64 << 20)
+    publish(inner, make_build(tmp_path / "b", {"index.html": "hi", "big.bin": payload}))
+    chunks_read = []
+
+    class CountingStore(OpsStore):  # not a plain local store: granian cannot send the file itself
+        def open(self, key, start=0, end=None):
+            for chunk in inner.open(key, start, end):
+                chunks_read.append(len(chunk))
+                yield chunk
+
+    app = create_app(CountingStore(inner), settings=SETTINGS, body_cache_file_limit=0)
+    port = free_port()
+    server = Server(RSGIRouter(app) if interface == "rsgi" else app, address="127.0.0.1", port=port,
+                    interface=Interfaces.RSGI if interface == "rsgi" else Interfaces.ASGI,
+                    http=HTTPModes.http1, websockets=False, log_enabled=False)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: httpx.get(base + "/", timeout=2).status_code == 200 if thread.is_alive() else
+                 pytest.fail("granian did not start"), timeout=20, what=f"granian ({interface})")
+        assert httpx.get(base + "/big.bin", timeout=30).content == payload  # whole, when asked for
+        chunks_read.clear()
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        time.sleep(1.5)
+        settled = len(chunks_read)
+        time.sleep(0.5)
+        assert len(chunks_read) == settled, "still reading the store for a client that left"
+        # socket buffers on both sides let a good part go out before the server can tell; all of it
+        # going out means nobody noticed
+        assert sum(chunks_read) < len(payload), "read the whole file for a client that left"
+    finally:
+        loop.call_soon_threadsafe(server.stop)
+        thread.join(10)
+        loop.close()

@@ -69,7 +69,7 @@ class RSGIRouter:
 
 
 class _Reply:
-    __slots__ = ("proto", "status", "headers", "stream", "done")
+    __slots__ = ("proto", "status", "headers", "stream", "done", "gone")
 
     def __init__(self, proto):
         self.proto = proto
@@ -77,11 +77,19 @@ class _Reply:
         self.headers = _EMPTY_HEADERS
         self.stream = None
         self.done = False
+        self.gone: asyncio.Event | None = None  # set when a write fails: the client went away
 
     async def receive(self) -> dict:
-        if self.done:
-            return {"type": "http.disconnect"}
-        await self.proto.client_disconnect()
+        # Only a streaming response asks (small answers never do), so the tasks below are rare.
+        if not self.done:
+            if self.gone is None:
+                self.gone = asyncio.Event()
+            waits = [asyncio.ensure_future(self.proto.client_disconnect()), asyncio.ensure_future(self.gone.wait())]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
         return {"type": "http.disconnect"}
 
     async def send(self, message: dict) -> None:
@@ -102,6 +110,8 @@ class _Reply:
                     await self.stream.send_bytes(body)
                 except Exception:  # the client went away: the app notices through receive()
                     self.done = True
+                    if self.gone is not None:
+                        self.gone.set()
                     await asyncio.sleep(0)
             if not more:
                 self.done = True
