@@ -491,3 +491,14 @@ def test_streaming_stops_reading_the_store_when_the_client_leaves(tmp_path, inte
         loop.call_soon_threadsafe(server.stop)
         thread.join(10)
         loop.close()
+
+
+def test_a_pointer_with_fields_this_version_does_not_know_still_reads(tmp_path):
+    """Validation checks the fields it knows; fields a newer atomicsite adds are not corruption."""
+    store = LocalStore(tmp_path / "site")
+    version = publish(store, site(tmp_path, 1))
+    raw = json.loads(store.get(channel_key("live")).data)
+    raw["future"] = {"anything": 1}
+    raw["history"][0]["future"] = ["x"]
+    pointer = ChannelPointer.from_json(json.dumps(raw).encode(), where="x")
+    assert pointer.version == version and pointer.history[0].version == version
