@@ -12,6 +12,7 @@ import json
 import os
 import socket
 from dataclasses import asdict, dataclass, field, replace
+from dataclasses import fields as dataclass_fields
 
 from .errors import ConflictError, IntegrityError, ObjectNotFound, PreconditionFailed
 from .layout import CHANNELS, VERSION_RE, channel_key, channel_of_key, check_channel
@@ -69,24 +70,82 @@ class ChannelPointer:
             raise corrupt(f"not valid JSON ({exc})") from None
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise corrupt("not a format-1 pointer object")
-        version = raw.get("version")
-        if not isinstance(version, str) or not VERSION_RE.match(version):
-            raise corrupt(f"bad version {version!r}")
         try:
-            history = tuple(Switch(**h) for h in raw.get("history") or [])
-            return cls(
-                channel=str(raw["channel"]),
-                version=version,
-                previous=raw.get("previous"),
-                pinned=bool(raw.get("pinned", False)),
-                updated=str(raw.get("updated", "")),
-                by=str(raw.get("by", "")),
-                action=str(raw.get("action", "")),
-                message=raw.get("message"),
-                history=history,
-            )
-        except (KeyError, TypeError) as exc:
-            raise corrupt(f"missing or bad field ({exc})") from None
+            fields = _checked(raw, _POINTER_FIELDS, "", cls)
+            history = raw.get("history")
+            if history is None:
+                history = []
+            if not isinstance(history, list) or len(history) > 10 * HISTORY_LIMIT:
+                raise ValueError("history: must be a short list")
+            switches = tuple(Switch(**_checked(h, _SWITCH_FIELDS, f"history[{i}].", Switch)) for i, h in enumerate(history))
+        except ValueError as exc:
+            raise corrupt(str(exc)) from None
+        return cls(**fields, history=switches)
+
+
+def _version_id(value) -> bool:
+    return isinstance(value, str) and bool(VERSION_RE.match(value))
+
+
+def _channel_name(value) -> bool:
+    try:
+        return isinstance(value, str) and check_channel(value) == value
+    except Exception:
+        return False
+
+
+def _text(value) -> bool:
+    return isinstance(value, str) and len(value) <= 4096
+
+
+# Every field a pointer may hold, with its check and its default when absent (None: required).
+# Validated on every read: routers and status must never trip over a wrong type deep inside.
+_REQUIRED = object()
+_POINTER_FIELDS = {
+    "channel": (_channel_name, _REQUIRED),
+    "version": (_version_id, _REQUIRED),
+    "previous": (lambda v: v is None or _version_id(v), None),
+    "pinned": (lambda v: isinstance(v, bool), False),
+    "updated": (_text, ""),
+    "by": (_text, ""),
+    "action": (_text, ""),
+    "message": (lambda v: v is None or _text(v), None),
+}
+_SWITCH_FIELDS = {
+    "version": (_version_id, _REQUIRED),
+    "previous": (lambda v: v is None or _version_id(v), None),
+    "action": (_text, _REQUIRED),
+    "at": (_text, _REQUIRED),
+    "by": (_text, _REQUIRED),
+    "message": (lambda v: v is None or _text(v), None),
+}
+
+
+def _checked(raw, spec: dict, where: str, kind) -> dict:
+    """The fields of ``spec`` from ``raw``, each checked; ValueError naming the first bad one. Fields
+    of ``kind`` that ``spec`` does not list (added later) are passed through as read."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where.rstrip('.') or 'pointer'}: not an object")
+    out = {}
+    for name, (ok, default) in spec.items():
+        if name not in raw or (raw[name] is None and default is not _REQUIRED):
+            if default is _REQUIRED:
+                raise ValueError(f"missing field {where}{name}")
+            out[name] = default
+            continue
+        value = raw[name]
+        if not ok(value):
+            raise ValueError(f"bad {where}{name} {_short(value)}")
+        out[name] = value
+    for f in dataclass_fields(kind):
+        if f.name not in spec and f.name not in ("history", "format") and f.name in raw:
+            out[f.name] = raw[f.name]
+    return out
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclass(frozen=True)

@@ -354,27 +354,39 @@ def channel_delete_cmd(
 
 @command(app, "serve")
 def serve_cmd(
-    host: Annotated[Optional[str], _opt("--host", metavar="ADDRESS", help="Address to listen on (default 127.0.0.1; [serve] host).")] = None,
-    port: Annotated[Optional[int], _opt("--port", metavar="PORT", help="Port (default 8000; [serve] port).", min=0, max=65535)] = None,
+    host: Annotated[Optional[str], _opt("--host", metavar="ADDRESS", help="Address to listen on (default 127.0.0.1; [serve] host).", envvar="ATOMICSITE_HOST")] = None,
+    port: Annotated[Optional[int], _opt("--port", metavar="PORT", help="Port (default 8000; [serve] port).", min=0, max=65535, envvar="ATOMICSITE_PORT")] = None,
     pointer_ttl: Annotated[Optional[str], _opt("--pointer-ttl", metavar="SECONDS", help="How long a pointer is cached (seconds, or 2s, 1m): a switch reaches every replica within it (default 1).")] = None,
     spa: Annotated[Optional[str], _opt("--spa", metavar="PATH", help="Serve this page (e.g. /index.html) for unknown HTML paths; it must exist in the served version.")] = None,
     no_skew_protection: Annotated[bool, typer.Option("--no-skew-protection", help="Always serve live, even to pages loaded from an older version.")] = False,
+    workers: Annotated[int, _opt("--workers", metavar="N", help="Worker processes; each follows the pointer on its own.", min=1, envvar="ATOMICSITE_WORKERS")] = 1,
+    metrics_port: Annotated[Optional[int], _opt("--metrics-port", metavar="PORT", help="Serve Prometheus metrics on this port (same address as --host).", min=1, max=65535, envvar="ATOMICSITE_METRICS_PORT")] = None,
+    forwarded_allow_ips: Annotated[str, _opt("--forwarded-allow-ips", metavar="ADDRESSES", help="Addresses or networks (comma-separated, or *) whose X-Forwarded-For/-Proto are believed (default 127.0.0.1).", envvar="ATOMICSITE_FORWARDED_ALLOW_IPS")] = "127.0.0.1",
     *,
     inv: Invocation,
 ):
-    """Serve the channel's current version over HTTP, following the pointer (an ASGI app under uvicorn)."""
-    from .serve import create_app, run
+    """Serve the channel's current version over HTTP, following the pointer (granian, N workers)."""
+    from .serve import AppRecipe, create_app, run, serve_config
 
     ttl = parse_duration(pointer_ttl, where="--pointer-ttl") if pointer_ttl is not None else None
-    router = create_app(inv.settings.target_or_default, settings=inv.settings, channel=inv.settings.channel,
-                        pointer_ttl=ttl, spa_fallback=spa, skew_protection=False if no_skew_protection else None)
-    if router.config.spa_fallback:
-        atomicsite.query.check_page(router.store, router.config.spa_fallback, channel=router.config.channel,
-                                    where="--spa" if spa is not None else "[serve] spa_fallback")
+    config = serve_config(inv.settings).with_overrides(
+        channel=inv.settings.channel, pointer_ttl=ttl, spa_fallback=spa,
+        skew_protection=False if no_skew_protection else None)
+    router = create_app(inv.settings.target_or_default, config, settings=inv.settings)  # bad settings fail here, once
+    try:
+        if router.config.spa_fallback:
+            atomicsite.query.check_page(router.store, router.config.spa_fallback, channel=router.config.channel,
+                                        where="--spa" if spa is not None else "[serve] spa_fallback")
+        url = router.store.url
+    finally:
+        router.close()
+    recipe = AppRecipe(create_app, (inv.settings.target_or_default, config), (("settings", inv.settings),))
     if not inv.json:
-        report.err.print(f"serving {router.config.channel!r} of {router.store.url} "
-                         f"on http://{host or router.config.host}:{port if port is not None else router.config.port}")
-    run(router, host=host, port=port)
+        report.err.print(f"serving {config.channel!r} of {url} "
+                         f"on http://{host or config.host}:{port if port is not None else config.port} "
+                         f"({workers} worker{'s' if workers != 1 else ''})")
+    run(recipe, host=host, port=port, workers=workers, metrics_port=metrics_port,
+        forwarded_allow_ips=forwarded_allow_ips)
 
 
 @command(edge_app, "cloudfront-function")

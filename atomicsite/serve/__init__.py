@@ -1,31 +1,32 @@
 """``atomicsite serve``: a stateless router that serves whatever version a channel points to.
 
 It reads the channel pointer from any store (S3, GCS, local), caches it for ``pointer_ttl`` seconds and
-each version's manifest in memory, and streams files from ``v/<version>/<path>``. Run it under uvicorn,
-as many replicas as you like behind any load balancer, or mount it in your own ASGI stack::
+each version's manifest in memory, and streams files from ``v/<version>/<path>``. ``run`` serves it
+with granian (N worker processes), as many replicas as you like behind any load balancer; or mount it
+in your own ASGI stack::
 
     from atomicsite.serve import create_app, run
     app = create_app("gs://my-bucket/site", host_channels="{channel}.preview.example.com")
     run(app, host="0.0.0.0", port=8080)
 
-or, one app per worker process: ``uvicorn --factory atomicsite.serve:app_from_env --workers 4``
-(the target and store settings come from ``ATOMICSITE_*`` and the config file). See docs/serve.md.
+or under another ASGI server: ``uvicorn --factory atomicsite.serve:app_from_env --workers 4`` (the
+target and store settings come from ``ATOMICSITE_*`` and the config file). See docs/serve.md.
 """
 
 from __future__ import annotations
 
-import copy
-import socket
 from pathlib import Path
 
 from ..config import Settings, find_config_file, load_settings
 from ..retry import RetryingStore, RetryPolicy
-from ..stores import open_store, require_sdk
+from ..stores import open_store
 from ..stores.base import Store
 from .app import Router
 from .config import HostRule, ServeConfig, host_rules
+from .server import AppRecipe, run
 
-__all__ = ["create_app", "run", "app_from_env", "serve_config", "Router", "ServeConfig", "HostRule", "host_rules"]
+__all__ = ["create_app", "run", "app_from_env", "serve_config", "Router", "ServeConfig", "HostRule", "host_rules",
+           "AppRecipe"]
 
 # A router answers people, not batch jobs: retry a flaky store briefly, then answer 502.
 ROUTER_RETRIES = RetryPolicy(attempts=3, initial=0.05, maximum=0.5)
@@ -78,53 +79,3 @@ def create_app(
 def app_from_env() -> Router:
     """A router for the configured target: the factory for ``uvicorn --factory`` and gunicorn workers."""
     return create_app()
-
-
-def run(
-    app: Router,
-    *,
-    host: str | None = None,
-    port: int | None = None,
-    graceful_timeout: float | None = None,
-    log_level: str = "info",
-    proxy_headers: bool = True,
-    forwarded_allow_ips: str | None = None,
-    sockets=None,
-) -> None:
-    """Serve ``app`` with uvicorn until SIGINT/SIGTERM; in-flight responses get ``graceful_timeout`` s.
-
-    ``host``/``port``/``graceful_timeout`` default to the app's config. Access lines go to the
-    ``atomicsite.serve`` logger (uvicorn's own access log is off). ``sockets``: already bound sockets.
-    """
-    uvicorn = require_sdk("uvicorn", "serve")
-    config = getattr(app, "config", None) or ServeConfig()
-    for sock in sockets or ():
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            # inherited by accepted connections; asyncio only sets it itself on sockets made with
-            # IPPROTO_TCP, and without it each response waits out a delayed ACK (~40 ms)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    server = uvicorn.Server(uvicorn.Config(
-        app,
-        host=host or config.host,
-        port=config.port if port is None else port,
-        log_config=_log_config(log_level),
-        log_level=log_level,
-        access_log=False,
-        lifespan="on",
-        proxy_headers=proxy_headers,
-        forwarded_allow_ips=forwarded_allow_ips,
-        server_header=False,
-        timeout_graceful_shutdown=config.graceful_timeout if graceful_timeout is None else graceful_timeout,
-    ))
-    server.run(sockets=sockets)
-
-
-def _log_config(level: str) -> dict:
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["formatters"]["router"] = {"format": "%(asctime)s %(message)s"}
-    config["handlers"]["router"] = {"formatter": "router", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"}
-    config["loggers"]["atomicsite.serve"] = {"handlers": ["router"], "level": level.upper(),
-                                           "propagate": False}
-    return config

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from .resolve import (
     normal_host, parse_range, pin_candidate, site_path, wants_html,
 )
 from .state import BodyCache, Channel, ManifestCache, PointerCache, sha256_ok
+from . import health
+from .localfile import local_file
 
 log = logging.getLogger("atomicsite.serve")
 
@@ -78,8 +81,17 @@ class Router:
         self.executor = ThreadPoolExecutor(config.store_threads, thread_name_prefix="atomicsite-serve")
         self.pointers = PointerCache(store, config.pointer_ttl, self.executor, config.max_channels)
         self.link_trees = has_link_trees(store)
+        self.pointers.max_wait = config.pointer_wait
         self.manifests = ManifestCache(store, self.executor, config.max_manifests, config.pin_recheck)
         self.bodies = BodyCache(config.body_cache_bytes)
+        self.metrics = None  # a RouterMetrics once observe() is called (serve --metrics-port)
+
+    def observe(self, metrics) -> None:
+        """Report requests, pointer reads, store calls and body-cache use to ``metrics`` (metrics.py)."""
+        self.metrics = metrics
+        self.store = metrics.measure(self.store)
+        self.pointers.store = self.manifests.store = self.store
+        self.pointers.on_read = metrics.pointer_read
 
     # -- ASGI --------------------------------------------------------------------------------------
 
@@ -106,6 +118,8 @@ class Router:
     def close(self) -> None:
         """Release the thread pool (and the store, when the router opened it)."""
         self.executor.shutdown(wait=False)
+        if self.metrics is not None:
+            self.metrics.close()
         if self.owns_store:
             self.store.close()
 
@@ -116,6 +130,8 @@ class Router:
         async def sending(message) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
+            elif message["type"] == "http.response.pathsend":
+                record.sent += os.path.getsize(message["path"])
             else:
                 record.sent += len(message.get("body", b""))
             await send(message)
@@ -137,6 +153,10 @@ class Router:
                 log.exception("bug serving %s", scope.get("path"))
                 await _text(sending, scope, 500, "Internal error.")
         finally:
+            if self.metrics is not None:
+                self.metrics.request(record.channel, record.status, time.perf_counter() - started)
+            if not log.isEnabledFor(logging.INFO):  # the line costs more than a cached answer
+                return
             path = scope.get("raw_path") or scope.get("path", "").encode()
             query = scope.get("query_string") or b""
             target = path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
@@ -167,13 +187,28 @@ class Router:
             rel = site_path(path)
         except BadPath:
             raise _Respond(400, "Bad request path.") from None
+        if rel == health.PATH:
+            status, text = await health.check(self.pointers, name)
+            raise _Respond(status, text)
         if is_reserved(rel):
             raise _Respond(404, "Not found.")
 
-        channel = await self.pointers.get(name)
+        try:
+            await self._serve_from(await self.pointers.get(name), rel, scope, headers, receive, send, record, root)
+        except ObjectNotFound:
+            if record.status:
+                raise
+            # The pointer we hold names a version that is gone (its manifest or this file): the
+            # channel was switched away from it and it was pruned since we read the pointer. Read
+            # the pointer again now rather than answer 502 until the TTL runs out.
+            channel = await self.pointers.get(name, fresh=True)
+            await self._serve_from(channel, rel, scope, headers, receive, send, record, root, strict=True)
+
+    async def _serve_from(self, channel: Channel, rel: str, scope, headers, receive, send, record: _Log,
+                          root: str, strict: bool = False) -> None:
         if channel.pointer is None:
-            raise _Respond(503, f"Channel {name!r} has nothing published yet.", [(b"retry-after", b"5")])
-        live = await self._live_manifest(channel)
+            raise _Respond(503, f"Channel {channel.name!r} has nothing published yet.", [(b"retry-after", b"5")])
+        live = await self._live_manifest(channel, strict)
         record.version = live.version
         query = (scope.get("query_string") or b"").decode("latin-1")
         choice = await self._choose(rel, headers, channel, live, self._pin(headers, channel), query, root)
@@ -187,8 +222,10 @@ class Router:
             record.version = choice.version
             await self._respond(scope, headers, choice, receive, send, root)
 
-    async def _live_manifest(self, channel: Channel) -> Manifest:
+    async def _live_manifest(self, channel: Channel, strict: bool = False) -> Manifest:
         version = channel.pointer.version
+        if not strict:
+            return await self.manifests.get(version)
         try:
             return await self.manifests.get(version)
         except ObjectNotFound:
@@ -289,6 +326,13 @@ class Router:
             await send({"type": "http.response.start", "status": status, "headers": out})
             await send({"type": "http.response.body", "body": data[span.start:span.end]})
             return
+        if status == 200 and "http.response.pathsend" in (scope.get("extensions") or {}):
+            # A local store and a server that sends files itself (granian): no bytes through Python.
+            path = local_file(self.store, key, entry.size)
+            if path is not None:
+                await send({"type": "http.response.start", "status": status, "headers": out})
+                await send({"type": "http.response.pathsend", "path": path})
+                return
         await self._stream(key, span, status, out, choice, receive, send)
 
     async def _store(self, fn, *args):
@@ -296,6 +340,8 @@ class Router:
 
     async def _small_body(self, key: str, entry: FileEntry, choice: _Choice) -> bytes:
         data = self.bodies.get(entry.sha256)
+        if self.metrics is not None:
+            self.metrics.body_cache(data is not None)
         if data is not None:
             return data
         try:
@@ -351,6 +397,9 @@ def _read_all(store: Store, key: str) -> bytes:
 
 
 def _headers(scope) -> dict[str, str]:
+    given = scope.get("atomicsite.headers")  # the RSGI adapter builds this dict straight from granian's
+    if given is not None:
+        return given
     out: dict[str, str] = {}
     for raw_name, raw_value in scope.get("headers", ()):
         name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")

@@ -95,6 +95,8 @@ class ServeConfig:
     host_channels: tuple[HostRule, ...] = ()
     pointer_ttl: float = 1.0
     """How long a channel pointer is reused before it is read again: a switch reaches every replica within it."""
+    pointer_wait: float = 2.0
+    """How long a request waits for a due pointer read before it is answered from the last good pointer."""
     spa_fallback: str | None = None
     """Path of the page served (status 200) for unknown paths that ask for HTML; None = off."""
     skew_protection: bool = True
@@ -128,7 +130,7 @@ class ServeConfig:
                 continue
             if key == "host_channels":
                 out[key] = value if _is_rules(value) else host_rules(value, where=at)
-            elif key in ("pointer_ttl", "pin_recheck", "graceful_timeout"):
+            elif key in ("pointer_ttl", "pointer_wait", "pin_recheck", "graceful_timeout"):
                 out[key] = _seconds(value, at)
             elif key == "spa_fallback":
                 out[key] = _spa(value, at)

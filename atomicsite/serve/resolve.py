@@ -20,6 +20,7 @@ MAX_PATH = 4096
 RESERVED = "_atomicsite"
 
 _RANGE_NUMBER = re.compile(r"[0-9]{1,19}")
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]")  # control characters and backslashes
 
 
 class BadPath(ValueError):
@@ -31,7 +32,7 @@ def site_path(path: str) -> str:
     if not path.startswith("/") or len(path) > MAX_PATH:
         raise BadPath("not an absolute path")
     rel = path[1:]
-    if "\\" in rel or any(ord(c) < 0x20 or ord(c) == 0x7F for c in rel):
+    if _UNSAFE.search(rel):
         raise BadPath("backslash or control character")
     segments = rel.split("/")
     if any(s in ("", ".", "..") for s in segments[:-1]) or segments[-1] in (".", ".."):

@@ -51,7 +51,7 @@ class Channel:
 
 
 class _Slot:
-    __slots__ = ("value", "at", "error", "error_at", "inflight")
+    __slots__ = ("value", "at", "error", "error_at", "inflight", "loading_since")
 
     def __init__(self):
         self.value = None
@@ -59,6 +59,7 @@ class _Slot:
         self.error: BaseException | None = None
         self.error_at = 0.0
         self.inflight: Future | None = None
+        self.loading_since = 0.0
 
 
 class _Shared:
@@ -84,7 +85,7 @@ class _Shared:
     def load(self, slot: _Slot, fn: Callable[[], object]) -> Future:
         """Start ``fn`` unless a load of this slot is already running (caller holds the lock)."""
         if slot.inflight is None:
-            started = time.monotonic()
+            started = slot.loading_since = time.monotonic()
 
             def settle(fut: Future) -> None:
                 with self.lock:
@@ -101,49 +102,90 @@ class _Shared:
 
 
 class PointerCache:
-    """``await pointers.get("live")`` → Channel, read at most once per ``ttl`` per channel.
+    """``await pointers.get("live")`` → Channel, never older than ``ttl`` when the store answers.
 
-    If a re-read fails, the last good pointer keeps being served (and the failure logged) rather than
-    taking the site down; with no good pointer yet the error propagates, and is itself reused for ``ttl``.
+    The promise (docs/serve.md): a request answered at time T used a pointer whose read *started*
+    after T − ttl, so a switch reaches every replica within ``ttl`` plus one store read, busy or idle.
+    To keep busy replicas from waiting on the store, a pointer past half its TTL is re-read in the
+    background while it is still served; past the full TTL the request waits for the read (shared
+    with every other request that needs it). An idle replica thus pays one store read on its first
+    request, and never serves a pointer from before its quiet period.
+
+    When the store fails or a read hangs, the last good pointer keeps being served (logged, and
+    reported by the health endpoint so a load balancer can take the replica out) rather than taking
+    the site down: a failed read is retried after a TTL, and a read that takes longer than
+    ``max_wait`` stops holding requests up. With no good pointer yet the error propagates (a 502).
     """
+
+    refresh_ahead = 0.5  # fraction of the TTL after which a served pointer is re-read in the background
+    max_wait = 2.0  # seconds a request waits for a pointer read before it takes the last good pointer
+    min_forced_interval = 0.2  # seconds between reads forced by a vanished live version
 
     def __init__(self, store: Store, ttl: float, executor: Executor, limit: int):
         self.store = store
         self.ttl = ttl
         self.shared = _Shared(executor, limit)
+        self.on_read: Callable[[str, Channel, float], None] | None = None  # (name, channel, seconds)
 
     def _read(self, name: str) -> Channel:
-        return Channel.of(name, read_pointer(self.store, name).pointer)
+        started = time.perf_counter()
+        channel = Channel.of(name, read_pointer(self.store, name).pointer)
+        if self.on_read is not None:
+            self.on_read(name, channel, time.perf_counter() - started)
+        return channel
 
-    async def get(self, name: str) -> Channel:
+    def status(self, name: str) -> tuple[Channel | None, float, BaseException | None, float]:
+        """(last good channel, monotonic start of its read, last error, when) for the health check."""
+        with self.shared.lock:
+            slot = self.shared.slots.get(name)
+            if slot is None:
+                return None, 0.0, None, 0.0
+            return slot.value, slot.at, slot.error, slot.error_at
+
+    async def get(self, name: str, *, fresh: bool = False) -> Channel:
+        """The channel's pointer; ``fresh``: read it again now (the one held names a pruned version)."""
         now = time.monotonic()
         with self.shared.lock:
             slot = self.shared.slot(name)
-            if slot.value is not None and now - slot.at < self.ttl:
-                return slot.value
-            if slot.error is not None and now - slot.error_at < self.ttl:
-                if slot.value is not None:
-                    return slot.value  # a re-read failed lately: keep serving, retry after a TTL
+            value = slot.value
+            age = now - slot.at
+            failing = slot.error is not None and now - slot.error_at < self.ttl
+            if fresh:
+                # at most a few forced reads a second: a pointer that really names a missing
+                # version must not cost a store read per request
+                fresh = age >= min(self.ttl, self.min_forced_interval)
+            if value is not None and not fresh and age < self.ttl:
+                if age >= self.ttl * self.refresh_ahead and slot.inflight is None and not failing:
+                    self._load(name, slot, value)
+                return value
+            if failing and slot.inflight is None and not fresh:
+                if value is not None:
+                    return value  # a re-read failed lately: keep serving, retry after a TTL
                 raise slot.error.with_traceback(None)  # a fresh raise: the shared traceback must not grow
-            starting = slot.inflight is None
-            fut = self.shared.load(slot, lambda: self._read(name))
-            if slot.value is not None:
-                stale = slot.value
-                if starting:
-                    fut.add_done_callback(lambda f: f.exception() and log.warning(
-                        "reading the pointer of channel %r failed; still serving %s: %s",
-                        name, stale.pointer.version if stale.pointer else "nothing", f.exception()))
-                return stale  # serve the last pointer while the re-read runs: a slow store stalls no one
-        try:
+            fut = self._load(name, slot, value)
+            waited = now - slot.loading_since
+        if value is None:
             return await asyncio.wrap_future(fut)
-        except Exception as exc:
-            with self.shared.lock:
-                stale = slot.value
-            if stale is None:
-                raise
-            log.warning("reading the pointer of channel %r failed; still serving %s: %s",
-                        name, stale.pointer.version if stale.pointer else "nothing", exc)
-            return stale
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)),
+                                          max(0.0, self.max_wait - waited))
+        except asyncio.TimeoutError:
+            if waited < self.max_wait:  # the requests that waited for it say so; later ones do not
+                log.warning("reading the pointer of channel %r takes over %.1fs; still serving %s",
+                            name, self.max_wait, value.pointer.version if value.pointer else "nothing")
+            return value
+        except Exception:
+            return value  # logged once, by the read's own callback
+
+    def _load(self, name: str, slot: _Slot, stale: Channel | None) -> Future:
+        """Start (or join) the read of ``name`` (caller holds the lock)."""
+        starting = slot.inflight is None
+        fut = self.shared.load(slot, lambda: self._read(name))
+        if starting and stale is not None:
+            fut.add_done_callback(lambda f: f.exception() and log.warning(
+                "reading the pointer of channel %r failed; still serving %s: %s",
+                name, stale.pointer.version if stale.pointer else "nothing", f.exception()))
+        return fut
 
 
 class ManifestCache:

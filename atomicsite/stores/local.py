@@ -87,6 +87,10 @@ class LocalStore:
             raise UsageError(f"invalid object key {key!r}")
         return self.root.joinpath(*parts)
 
+    def path_of(self, key: str) -> Path:
+        """The file that holds ``key`` (it may not exist): lets a server send it with sendfile."""
+        return self._path(key)
+
     @staticmethod
     def _token(st: os.stat_result) -> str:
         return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
