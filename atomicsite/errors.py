@@ -151,6 +151,12 @@ class UnsafeStoreError(StoreError):
     kind = "unsafe_store"
 
 
+class UnsupportedCondition(StoreError):
+    """The store cannot make this operation conditional (e.g. a delete with If-Match); nothing was done."""
+
+    kind = "unsupported_condition"
+
+
 class HealthCheckFailed(AtomicsiteError):
     exit_code = EXIT_HEALTH
     kind = "health_check_failed"
