@@ -344,9 +344,7 @@ def channel_delete_cmd(
     inv: Invocation,
 ):
     """Delete a channel's pointer (its versions stay until prune)."""
-    pointer = atomicsite.delete_channel(name, settings=inv.settings)
-    inv.show({"deleted": name, "version": pointer.version},
-             lambda d: report.out.print(f"deleted channel {name!r} (it served {pointer.version})"))
+    inv.show(atomicsite.delete_channel(name, settings=inv.settings), report.channel_deleted)
 
 
 @command(app, "serve")

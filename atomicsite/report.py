@@ -326,3 +326,9 @@ def prune(result) -> None:
 def channels(pointers) -> None:
     cells = [(p.channel, p.version, "yes" if p.pinned else "", age(p.updated), p.by) for p in pointers]
     _print_grid(grid("channels", ["channel", "version", "pinned", "updated", "by"], cells, flexible={0, 4}))
+
+
+def channel_deleted(d) -> None:
+    out.print(f"deleted channel {d.channel!r} (it served {d.version})")
+    if d.note:
+        out.print(f"  [yellow]note[/]: {escape(d.note)}" if not d.conditional else f"  note: {escape(d.note)}")

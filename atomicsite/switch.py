@@ -15,7 +15,7 @@ from .channels import (ChannelPointer, PointerState, next_pointer, read_all_poin
                        write_pointer)
 from .config import Settings
 from .errors import (AtomicsiteError, ChannelNotFound, ConflictError, HealthCheckFailed, IntegrityError,
-                     ObjectNotFound, StoreError, UsageError)
+                     ObjectNotFound, PreconditionFailed, StoreError, UnsupportedCondition, UsageError)
 from .layout import DEFAULT_CHANNEL, channel_key, check_channel
 from .manifest import Manifest, canonical_json, utcnow
 from .stores.base import Store
@@ -262,8 +262,30 @@ def list_channels(target: str | Store | None = None, *, settings: Settings | Non
         return [state.pointer for state in read_all_pointers(store).values()]
 
 
-def delete_channel(name: str, target: str | Store | None = None, *, settings: Settings | None = None) -> ChannelPointer:
-    """Remove a preview channel's pointer (its versions stay until prune). Refuses ``live``."""
+@dataclass
+class ChannelDeleted:
+    """What ``channel delete`` did: the pointer it removed, and whether the delete was conditional."""
+
+    channel: str
+    pointer: ChannelPointer
+    conditional: bool
+    note: str = ""
+
+    @property
+    def version(self) -> str:
+        return self.pointer.version
+
+    def to_dict(self) -> dict:
+        return {"deleted": self.channel, "version": self.version, "conditional": self.conditional, "note": self.note}
+
+
+def delete_channel(name: str, target: str | Store | None = None, *, settings: Settings | None = None) -> ChannelDeleted:
+    """Remove a preview channel's pointer (its versions stay until prune). Refuses ``live``.
+
+    The delete is conditional on the pointer as read (S3 ``If-Match``, GCS generation, the local
+    store's lock), so a channel someone switched meanwhile is not deleted from under them; where the
+    store cannot check, it deletes anyway and says so: ``delete_channel("pr-12", "s3://b/site").note``.
+    """
     check_channel(name)
     if name == DEFAULT_CHANNEL:
         raise UsageError("refusing to delete the 'live' channel.", hint="Use 'atomicsite pin' or 'rollback' to change what it serves.")
@@ -271,8 +293,25 @@ def delete_channel(name: str, target: str | Store | None = None, *, settings: Se
         state = read_pointer(store, name)
         if not state.pointer:
             raise ChannelNotFound(f"channel {name!r} does not exist in {store.url}.", hint="See 'atomicsite channel list'.")
-        store.delete_many([channel_key(name), SWITCHERS_RECORD.format(channel=name)])
-        return state.pointer
+        conditional, note = True, ""
+        try:
+            store.delete(channel_key(name), if_match=state.token)
+        except UnsupportedCondition as exc:
+            store.delete(channel_key(name))
+            conditional = False
+            note = (f"{exc.message.removesuffix(' nothing was deleted.').rstrip('; ')}: deleted without checking that "
+                    "nobody switched the channel since it was read")
+        except PreconditionFailed:
+            now = read_pointer(store, name)
+            if now.pointer is not None:
+                raise ConflictError(
+                    f"channel {name!r} was switched to {now.version} by someone else after it was read; "
+                    "it was not deleted.",
+                    hint=f"Check 'atomicsite status --channel {name}', then delete it again if you still mean to.",
+                ) from None
+            note = "it was already gone (deleted by a retry of this command or by someone else)"
+        store.delete_many([SWITCHERS_RECORD.format(channel=name)])
+        return ChannelDeleted(name, state.pointer, conditional, note)
 
 
 def switcher_record(store: Store, channel: str) -> dict | None:
