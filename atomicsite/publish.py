@@ -57,6 +57,7 @@ class PublishResult:
         }
         if self.outcome:
             d["after"] = [r.__dict__ for r in self.outcome.reports]
+            d["note"] = self.outcome.note
         if self.website is not None:
             d["website_redirects"] = self.website
         if self.dry_run:

@@ -171,6 +171,8 @@ def publish_result(result: PublishResult) -> None:
     )
     if result.switched:
         out.print(switch_line(plan.channel, plan.version, plan.pointer.version))
+    elif result.outcome and result.outcome.note:
+        out.print(f"channel {plan.channel!r} {escape(result.outcome.note)}")
     elif plan.switch == ALREADY_LIVE:
         out.print(f"channel {plan.channel!r} already serves {plan.version}: nothing to switch")
     else:

@@ -115,6 +115,9 @@ def switch_channel(store: Store, settings: Settings, state: PointerState, manife
                                  hint="Use URLs of pages the site has (https://host/, https://host/about/).")
     new = next_pointer(state, manifest.version, action=action, message=message, pinned=pinned)
     after = write_pointer(store, state, new)
+    if after.pointer != new:  # another command switched the channel to this very version first
+        return SwitchOutcome(state.channel, after.pointer, state.version, False,
+                             note=f"already serves {manifest.version}: {after.pointer.by} switched it at the same time")
     reports = run_switchers(store, settings, state.channel, manifest, state.version)
     if urls:
         failure = check_urls(urls, manifest, timeout=settings.verify_timeout)
