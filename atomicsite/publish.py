@@ -22,7 +22,8 @@ from .plan import COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_plan
 from .routing.build import scan_site
 from .routing.s3_website import write_website_redirects
 from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
-from .switch import SwitchOutcome, reconcile_live_link, switch_channel
+from .commit_order import OrderVerdict
+from .switch import SwitchOutcome, judge_order, reconcile_live_link, switch_channel
 from .targets import detect_source, find_manifest, list_manifest_infos, opened
 from .transfer import run_one, run_transfers
 
@@ -36,6 +37,7 @@ class PublishResult:
     seconds: float = 0.0
     retries: int = 0
     website: dict | None = None  # website_redirects: the objects written and the rules S3 cannot express
+    order: OrderVerdict | None = None  # dry run: what the older-commit guard would say about the switch
 
     @property
     def version(self) -> str:
@@ -58,6 +60,8 @@ class PublishResult:
         if self.outcome:
             d["after"] = [r.__dict__ for r in self.outcome.reports]
             d["note"] = self.outcome.note
+        order = self.outcome.order if self.outcome else self.order
+        d["older_guard"] = order.to_dict() if order else None
         if self.website is not None:
             d["website_redirects"] = self.website
         if self.dry_run:
@@ -182,8 +186,13 @@ def publish(
     settings: Settings | None = None,
     source: dict | None = None,
     events: PublishEvents | None = None,
+    allow_older: bool = False,
 ) -> PublishResult:
     """Publish ``build_dir`` as a new immutable version, and switch the channel to it.
+
+    A build of an older commit than the channel serves is committed but not switched
+    (:class:`atomicsite.errors.OlderBuildRefused`, exit 3) unless ``allow_older=True``
+    (atomicsite.commit_order); ``source`` is the provenance to record (default: detected from git / CI).
 
     >>> result = publish("dist", "s3://my-bucket/site")          # doctest: +SKIP
     >>> result.version, result.switched
@@ -208,7 +217,13 @@ def publish(
                 events.on_plan(planned.plan)
                 if not dry_run:
                     reconcile_live_link(store, channel)
-                return PublishResult(planned.plan, store.url, dry_run=dry_run, seconds=time.monotonic() - started)
+                order = None
+                if dry_run and planned.plan.switch == SWITCH:
+                    order = judge_order(store, pointer, planned.plan.manifest)
+                    if order.older and allow_older:
+                        order = replace(order, allowed_by_flag=True)
+                return PublishResult(planned.plan, store.url, dry_run=dry_run, seconds=time.monotonic() - started,
+                                     order=order)
         # The claim keeps a concurrent prune away from this version from before we look at what is
         # stored until the pointer names it (atomicsite.claims).
         with VersionClaim(store, manifest.version, "publish", wait=settings.prune.wait_seconds) as claim:
@@ -230,7 +245,7 @@ def publish(
                 events.on_stage("switch")
                 claim.ensure_held()
                 result.outcome = switch_channel(store, settings, pointer, plan.manifest, action="publish",
-                                                message=message)
+                                                message=message, guard=True, allow_older=allow_older)
         result.seconds = time.monotonic() - started
         result.retries = getattr(store, "retries", 0)
         return result

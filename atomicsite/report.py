@@ -162,6 +162,8 @@ def publish_result(result: PublishResult) -> None:
             table.add_row(a.kind, escape(a.entry.path), human_bytes(a.entry.size), escape(a.reason))
         out.print(table)
         out.print(f"{_WOULD.get(plan.switch, plan.switch)}: {escape(plan.switch_reason)}")
+        if result.order:
+            older_guard(result.order, dry_run=True)
         return
     s = plan.summary()
     out.print(
@@ -171,6 +173,8 @@ def publish_result(result: PublishResult) -> None:
     )
     if result.switched:
         out.print(switch_line(plan.channel, plan.version, plan.pointer.version))
+        if result.outcome.note:
+            out.print(f"  [yellow]note[/]: {escape(result.outcome.note)}")
     elif result.outcome and result.outcome.note:
         out.print(f"channel {plan.channel!r} {escape(result.outcome.note)}")
     elif plan.switch == ALREADY_LIVE:
@@ -182,6 +186,19 @@ def publish_result(result: PublishResult) -> None:
         for line in result.website["unsupported"]:
             out.print(f"  [yellow]not expressible on S3 website hosting[/]: {escape(line)}")
     _after(result.outcome.reports if result.outcome else [])
+
+
+def older_guard(order, *, dry_run: bool) -> None:
+    """The older-commit guard's verdict, as a dry run shows it."""
+    rule = f"{order.rule}: {order.detail}"
+    if order.older and not order.allowed_by_flag:
+        out.print(f"[bold red]older-commit guard would refuse the switch[/] ({escape(rule)}); --allow-older overrides")
+    elif order.older:
+        out.print(f"[yellow]older-commit guard: older build, allowed by --allow-older[/] ({escape(rule)})")
+    elif order.decision == "unknown":
+        out.print(f"older-commit guard could not judge ({escape(rule)}): the switch would not be refused")
+    else:
+        out.print(f"older-commit guard: ok, {order.decision} ({escape(rule)})")
 
 
 def switch_line(channel: str, version: str, before: str | None, pinned: bool = False) -> str:
@@ -210,6 +227,8 @@ def serve_hint(target: str, channel: str = "live") -> None:
 def switch_outcome(outcome) -> None:
     if outcome.switched:
         out.print(switch_line(outcome.channel, outcome.version, outcome.before, outcome.pointer.pinned))
+        if outcome.note:
+            out.print(f"  [yellow]note[/]: {escape(outcome.note)}")
     else:
         note = outcome.note or "unchanged"
         if outcome.version not in note:

@@ -10,7 +10,9 @@ import json
 from urllib.parse import urlparse
 from dataclasses import asdict, dataclass, field
 
+from . import commit_order
 from .claims import VersionClaim
+from .commit_order import OrderVerdict
 from .channels import (ChannelPointer, PointerState, next_pointer, read_all_pointers, read_pointer, with_pin,
                        write_pointer)
 from .config import Settings
@@ -33,6 +35,7 @@ class SwitchOutcome:
     switched: bool
     note: str = ""
     reports: list[SwitchReport] = field(default_factory=list)
+    order: OrderVerdict | None = None  # the older-commit guard's verdict (publish and promote only)
 
     @property
     def version(self) -> str:
@@ -47,6 +50,7 @@ class SwitchOutcome:
             "pinned": self.pointer.pinned,
             "note": self.note,
             "after": [asdict(r) for r in self.reports],
+            "older_guard": self.order.to_dict() if self.order else None,
         }
 
 
@@ -93,13 +97,21 @@ def _quiet_manifest(store: Store, version: str | None) -> Manifest | None:
         return None
 
 
+def judge_order(store: Store, state: PointerState, manifest: Manifest) -> OrderVerdict:
+    """How ``manifest``'s commit relates to the commit the channel serves (atomicsite.commit_order)."""
+    live = commit_order.live_manifest(lambda v: find_manifest(store, v), state.version)
+    return commit_order.judge(state.version, live, manifest, commit_order.git_ancestry())
+
+
 def switch_channel(store: Store, settings: Settings, state: PointerState, manifest: Manifest, *, action: str,
                    message: str | None = None, pinned: bool | None = None,
-                   verify_urls: tuple[str, ...] | None = None) -> SwitchOutcome:
+                   verify_urls: tuple[str, ...] | None = None, guard: bool = False,
+                   allow_older: bool = False) -> SwitchOutcome:
     """CAS the pointer to ``manifest.version``, run switchers, health-check and switch back on failure.
 
     The caller holds a claim on the version (:class:`atomicsite.claims.VersionClaim`), so no prune
-    deletes it while the pointer moves.
+    deletes it while the pointer moves. ``guard`` (publish, promote): refuse a build of an older commit
+    than the channel serves (:class:`OlderBuildRefused`, nothing switched) unless ``allow_older``.
     """
     urls = settings.verify_urls if verify_urls is None else verify_urls
     if urls:
@@ -113,17 +125,23 @@ def switch_channel(store: Store, settings: Settings, state: PointerState, manife
             if entry_for_url(url, manifest) is None:
                 raise UsageError(f"verify URL {url} maps to no file of version {manifest.version}; nothing was switched.",
                                  hint="Use URLs of pages the site has (https://host/, https://host/about/).")
+    order = None
+    if guard:  # judged against the pointer as read: the write below swaps against that same token
+        order = commit_order.enforce(judge_order(store, state, manifest), channel=state.channel,
+                                     live_version=state.version, new_version=manifest.version, action=action,
+                                     allow_older=allow_older)
     new = next_pointer(state, manifest.version, action=action, message=message, pinned=pinned)
     after = write_pointer(store, state, new)
     if after.pointer != new:  # another command switched the channel to this very version first
-        return SwitchOutcome(state.channel, after.pointer, state.version, False,
+        return SwitchOutcome(state.channel, after.pointer, state.version, False, order=order,
                              note=f"already serves {manifest.version}: {after.pointer.by} switched it at the same time")
     reports = run_switchers(store, settings, state.channel, manifest, state.version)
     if urls:
         failure = check_urls(urls, manifest, timeout=settings.verify_timeout)
         if failure:
             _switch_back(store, settings, after, state, failure)
-    return SwitchOutcome(state.channel, new, state.version, True, reports=reports)
+    note = f"older build allowed by --allow-older ({order.rule}: {order.detail})" if order and order.allowed_by_flag else ""
+    return SwitchOutcome(state.channel, new, state.version, True, note=note, reports=reports, order=order)
 
 
 def _switch_back(store: Store, settings: Settings, after: PointerState, before: PointerState, failure: str):
@@ -180,7 +198,7 @@ def _committed(store: Store, version: str) -> Manifest:
 
 
 def _move(version: str, target, *, channel, settings, action: str, message, pinned, repair=False,
-          refuse_pinned: bool = True, verify_urls=None) -> SwitchOutcome:
+          refuse_pinned: bool = True, verify_urls=None, guard: bool = False, allow_older: bool = False) -> SwitchOutcome:
     with opened(target, settings) as (store, settings):
         channel = check_channel(channel or settings.channel)
         state = _state(store, channel, repair)
@@ -190,11 +208,13 @@ def _move(version: str, target, *, channel, settings, action: str, message, pinn
         with VersionClaim(store, resolved, action, wait=settings.prune.wait_seconds) as claim:
             manifest = _committed(store, resolved)
             return _move_to(store, settings, state, manifest, claim, action=action, message=message, pinned=pinned,
-                            refuse_pinned=refuse_pinned, verify_urls=verify_urls)
+                            refuse_pinned=refuse_pinned, verify_urls=verify_urls, guard=guard,
+                            allow_older=allow_older)
 
 
 def _move_to(store: Store, settings: Settings, state: PointerState, manifest: Manifest, claim: VersionClaim, *,
-             action: str, message, pinned, refuse_pinned: bool, verify_urls) -> SwitchOutcome:
+             action: str, message, pinned, refuse_pinned: bool, verify_urls, guard: bool = False,
+             allow_older: bool = False) -> SwitchOutcome:
     channel, resolved = state.channel, manifest.version
     p = state.pointer
     if refuse_pinned and p and p.pinned and p.version != resolved:
@@ -215,18 +235,20 @@ def _move_to(store: Store, settings: Settings, state: PointerState, manifest: Ma
         return SwitchOutcome(channel, p, p.version, False, note=f"already serves {resolved}")
     claim.ensure_held()
     return switch_channel(store, settings, state, manifest, action=action, message=message, pinned=pinned,
-                          verify_urls=verify_urls)
+                          verify_urls=verify_urls, guard=guard, allow_older=allow_older)
 
 
 def promote(version: str, target: str | Store | None = None, *, channel: str | None = None,
             message: str | None = None, settings: Settings | None = None, repair: bool = False,
-            verify_urls: tuple[str, ...] | None = None) -> SwitchOutcome:
+            verify_urls: tuple[str, ...] | None = None, allow_older: bool = False) -> SwitchOutcome:
     """Point the channel at a committed version: ``promote("3f9a", "s3://b/site")``.
 
-    ``repair=True`` replaces a corrupt pointer (still by compare-and-swap).
+    ``repair=True`` replaces a corrupt pointer (still by compare-and-swap). A version built from an
+    older commit than the channel serves is refused (:class:`OlderBuildRefused`, exit 3) unless
+    ``allow_older=True``; ``rollback(to=...)`` is the explicit way back and is never refused.
     """
     return _move(version, target, channel=channel, settings=settings, action="promote", message=message,
-                 pinned=None, repair=repair, verify_urls=verify_urls)
+                 pinned=None, repair=repair, verify_urls=verify_urls, guard=True, allow_older=allow_older)
 
 
 def pin(version: str, target: str | Store | None = None, *, channel: str | None = None, message: str | None = None,
