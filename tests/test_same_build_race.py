@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from atomicsite.channels import read_pointer
+from atomicsite.channels import next_pointer, read_pointer, write_pointer
 from atomicsite.errors import ConflictError
 from atomicsite.layout import channel_key
 
@@ -68,9 +68,6 @@ def test_a_different_build_winning_is_still_a_conflict(rig, tmp_path):
     state = read_pointer(rig.store, "live")
     (build / "index.html").write_text("theirs")
     theirs = publish(build, rig.store).version
-    (build / "index.html").write_text("ours")
-    from atomicsite.manifest import Manifest  # noqa: F401 - the API below builds it
-    from atomicsite.channels import next_pointer, write_pointer
 
     ours = next_pointer(state, "0" * 16, action="publish")
     with pytest.raises(ConflictError, match=f"it now serves {theirs}"):

