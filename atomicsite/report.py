@@ -246,7 +246,9 @@ def status(st) -> None:
               + (f": {escape(p['message'])}" if p.get("message") else ""))
     out.print(f"  files     {plural(m['files'], 'file')} ({human_bytes(m['bytes'])}), built {local_time(m['created'])}")
     if m.get("source", {}).get("commit"):
-        out.print(f"  source    {m['source']['commit'][:12]} {m['source'].get('ref') or ''}")
+        committed = m["source"].get("committed_at")
+        out.print(f"  source    {m['source']['commit'][:12]} {m['source'].get('ref') or ''}"
+                  + (f", committed {escape(str(committed))}" if committed else ""))
     if st.current_link:
         out.print(f"  current → {st.current_link}")
     if st.switchers:

@@ -226,6 +226,10 @@ def test_cli_refuses_with_exit_3_and_allow_older_overrides(rig, history, tmp_pat
 
     dry = cli(old, "publish", "site", "--dry-run")
     assert dry.exit_code == 0 and "older-commit guard would refuse the switch" in dry.stdout
+    outside = tmp_path / "not-a-checkout"
+    outside.mkdir()
+    unknown = cli(outside, "publish", str(old / "site"), "--dry-run")  # no git here: no source info
+    assert unknown.exit_code == 0 and "older-commit guard could not judge (no source info" in unknown.stdout
     refused = cli(old, "publish", "site", "--json")
     assert refused.exit_code == 3
     doc = json.loads(refused.stdout)
