@@ -61,6 +61,19 @@ def test_two_publishes_of_the_same_build_both_succeed(rig, tmp_path, first_publi
     assert [h.version for h in history].count(version) == 1  # one switch recorded, not two
 
 
+def test_the_loser_is_reported_as_already_serving(rig, tmp_path, capsys):
+    """What the CLI prints for the publish that lost the swap (exit 0: nothing raised)."""
+    from atomicsite import report
+
+    results, errors = _race(rig.store, site(tmp_path))
+    assert errors == []
+    [lost] = [r for r in results if not r.switched]
+    report.publish_result(lost)
+    printed = capsys.readouterr().out
+    assert f"channel 'live' already serves {lost.version}" in printed and "switched it at the same time" in printed
+    assert "changed by someone else" not in printed
+
+
 def test_a_different_build_winning_is_still_a_conflict(rig, tmp_path):
     """Only the same version (and pin) counts as success; anything else stays exit 3."""
     build = site(tmp_path)
