@@ -215,7 +215,12 @@ def next_pointer(
 
 
 def write_pointer(store: Store, state: PointerState, pointer: ChannelPointer) -> PointerState:
-    """Compare-and-swap ``pointer`` over ``state``; ConflictError if the channel moved since it was read."""
+    """Compare-and-swap ``pointer`` over ``state``; ConflictError if the channel moved since it was read.
+
+    The answer's ``pointer`` is ours, or, when the swap lost to a writer that put the channel exactly
+    where we wanted it (same version, same pin), theirs: that is success too, and callers tell the two
+    apart by comparing it with what they wrote.
+    """
     key = channel_key(state.channel)
     mode = WriteMode.CREATE if state.token is None else IfMatch(state.token)
     data = pointer.to_json()
@@ -231,10 +236,14 @@ def write_pointer(store: Store, state: PointerState, pointer: ChannelPointer) ->
             # success, not a conflict (the pointer carries a millisecond timestamp and the actor).
             return PointerState(state.channel, pointer, body.info.token)
         try:
-            now = ChannelPointer.from_json(body.data, where=key).version if body else None
+            now = ChannelPointer.from_json(body.data, where=key) if body else None
         except IntegrityError:
             now = None
-        moved = f" (it now serves {now})" if now else ""
+        if now is not None and now.version == pointer.version and now.pinned == pointer.pinned:
+            # Two publishes of the same build (a re-run CI job, two machines): the other one switched
+            # first. The channel serves what we wanted, so there is nothing to undo or retry.
+            return PointerState(state.channel, now, body.info.token)
+        moved = f" (it now serves {now.version})" if now else ""
         raise ConflictError(
             f"channel {state.channel!r} was changed by someone else while this command ran{moved}; nothing was switched.",
             hint="Check 'atomicsite status', then re-run if you still want this switch.",

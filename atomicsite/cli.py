@@ -199,6 +199,7 @@ def publish_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan, with a reason per file; write nothing.")] = False,
     verify_url: Annotated[Optional[list[str]], _opt("--verify-url", metavar="URL", help="After switching, fetch URL until it serves the new version; switch back if not in time. Repeatable.")] = None,
     layout: Annotated[Optional[str], _opt("--layout", metavar="LAYOUT", help="How the version is stored (docs/layout.md); default: what the channel's live version uses, else objects on a local target and tree on a bucket.")] = None,
+    allow_older: Annotated[bool, typer.Option("--allow-older", help="Switch even if DIR was built from an older commit than the channel serves (refused by default, exit 3).")] = False,
     *,
     inv: Invocation,
 ):
@@ -210,7 +211,8 @@ def publish_cmd(
     progress = report.PublishProgress(enabled=not inv.json, state=inv.publish_state)
     try:
         result = atomicsite.publish(build_dir, channel=inv.settings.channel, promote=not no_promote, message=message,
-                                    dry_run=dry_run, settings=inv.settings, events=progress.events())
+                                    dry_run=dry_run, settings=inv.settings, events=progress.events(),
+                                    allow_older=allow_older)
     finally:
         progress.close()
     inv.show(result, report.publish_result)
@@ -224,12 +226,13 @@ def promote_cmd(
     message: Annotated[Optional[str], _opt("--message", "-m", metavar="TEXT", help="Why; kept in the history.")] = None,
     repair: Annotated[bool, typer.Option("--repair", help="Replace a corrupt channel pointer.")] = False,
     verify_url: Annotated[Optional[list[str]], _opt("--verify-url", metavar="URL", help="Health-check URL after the switch (repeatable).")] = None,
+    allow_older: Annotated[bool, typer.Option("--allow-older", help="Switch even if VERSION was built from an older commit than the channel serves (refused by default, exit 3).")] = False,
     *,
     inv: Invocation,
 ):
     """Point the channel at VERSION (re-applies CDN switchers if it already does)."""
     outcome = atomicsite.promote(version, settings=inv.settings, message=message, repair=repair,
-                                 verify_urls=tuple(verify_url) if verify_url else None)
+                                 verify_urls=tuple(verify_url) if verify_url else None, allow_older=allow_older)
     inv.show(outcome, report.switch_outcome)
 
 
@@ -347,9 +350,7 @@ def channel_delete_cmd(
     inv: Invocation,
 ):
     """Delete a channel's pointer (its versions stay until prune)."""
-    pointer = atomicsite.delete_channel(name, settings=inv.settings)
-    inv.show({"deleted": name, "version": pointer.version},
-             lambda d: report.out.print(f"deleted channel {name!r} (it served {pointer.version})"))
+    inv.show(atomicsite.delete_channel(name, settings=inv.settings), report.channel_deleted)
 
 
 @command(app, "serve")

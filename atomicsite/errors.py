@@ -10,7 +10,7 @@ Exit codes (documented in docs/cli.md):
 0     success
 1     general error (store failure, unexpected server answer)
 2     usage: bad flag, bad config, bad build dir, bad input
-3     conflict: the pointer moved under us, a concurrent publisher, a pinned channel
+3     conflict: the pointer moved under us, a concurrent publisher, a pinned channel, an older commit
 4     not found: unknown version / channel / bucket
 5     integrity: corrupt pointer or manifest, incomplete version, verify mismatch
 6     access: denied credentials, target not writable
@@ -76,6 +76,12 @@ class ConflictError(AtomicsiteError):
 
     exit_code = EXIT_CONFLICT
     kind = "conflict"
+
+
+class OlderBuildRefused(ConflictError):
+    """publish/promote would move a channel to a build of an older commit than it serves."""
+
+    kind = "older_commit"
 
 
 class PreconditionFailed(ConflictError):
@@ -151,6 +157,12 @@ class UnsafeStoreError(StoreError):
     """The store accepts conditional-write headers but ignores them: switching there could lose updates."""
 
     kind = "unsafe_store"
+
+
+class UnsupportedCondition(StoreError):
+    """The store cannot make this operation conditional (e.g. a delete with If-Match); nothing was done."""
+
+    kind = "unsupported_condition"
 
 
 class HealthCheckFailed(AtomicsiteError):

@@ -39,6 +39,7 @@ CLI_INPUTS = {
     "message": "--message",
     "version": "promote/pin VERSION, rollback --to",
     "args": "appended verbatim (shell-like quoting)",
+    "allow-older": "publish/promote --allow-older when 'true'",
 }
 # Inputs that shape the step rather than the command line (used by action.yml itself).
 ACTION_ONLY_INPUTS = {
@@ -51,6 +52,7 @@ APPLIES_TO = {
     "promote": {"publish"},
     "version": {"promote", "pin", "rollback"},
     "message": {"publish", "promote", "pin", "unpin", "rollback"},
+    "allow-older": {"publish", "promote"},
 }
 EXIT_NAMES = {1: "error", 2: "usage", 3: "conflict", 4: "not found", 5: "integrity", 6: "access",
               7: "health check failed", 8: "broken references", 130: "interrupted"}
@@ -139,6 +141,7 @@ class ActionInputs:
     version: str = ""
     args: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    allow_older: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ActionInputs:
@@ -149,6 +152,9 @@ class ActionInputs:
         promote_text = get["promote"].lower() or "true"
         if promote_text not in ("true", "false"):
             raise UsageError(f"input 'promote' is {get['promote']!r}", hint="Use 'true' or 'false'.")
+        allow_older_text = get["allow-older"].lower() or "false"
+        if allow_older_text not in ("true", "false"):
+            raise UsageError(f"input 'allow-older' is {get['allow-older']!r}", hint="Use 'true' or 'false'.")
         try:
             args = tuple(shlex.split(env.get(env_name("args"), "")))
         except ValueError as exc:
@@ -158,12 +164,13 @@ class ActionInputs:
         if command in ("promote", "pin") and not get["version"]:
             raise UsageError(f"input 'version' is required to {command}", hint="Give an id, a 4+ character prefix, or 'previous'.")
         given = {"build-dir": bool(get["build-dir"]), "promote": promote_text == "false",
-                 "version": bool(get["version"]), "message": bool(get["message"])}
+                 "version": bool(get["version"]), "message": bool(get["message"]),
+                 "allow-older": allow_older_text == "true"}
         warnings = tuple(f"input '{name}' is ignored by {command}" for name, on in given.items()
                          if on and command not in APPLIES_TO[name])
         return cls(command=command, build_dir=get["build-dir"], target=get["target"], channel=get["channel"],
                    promote=promote_text == "true", message=get["message"], version=get["version"],
-                   args=args, warnings=warnings)
+                   args=args, warnings=warnings, allow_older=allow_older_text == "true")
 
 
 def command_line(inputs: ActionInputs, ctx: GitHubContext) -> list[str]:
@@ -184,6 +191,8 @@ def command_line(inputs: ActionInputs, ctx: GitHubContext) -> list[str]:
         argv += ["--channel", channel]
         if cmd == "publish" and not inputs.promote:
             argv.append("--no-promote")
+        if cmd in APPLIES_TO["allow-older"] and inputs.allow_older:
+            argv.append("--allow-older")
         if message:
             argv += ["--message", message]
     if inputs.target:

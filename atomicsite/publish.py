@@ -23,7 +23,8 @@ from .plan import COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_objects_pla
 from .routing.build import scan_site
 from .routing.s3_website import write_website_redirects
 from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
-from .switch import SwitchOutcome, reconcile_live_link, switch_channel
+from .commit_order import OrderVerdict
+from .switch import SwitchOutcome, judge_order, reconcile_live_link, switch_channel
 from .targets import detect_source, find_manifest, list_manifest_infos, opened
 from .transfer import run_one, run_transfers
 
@@ -39,6 +40,7 @@ class PublishResult:
     website: dict | None = None  # website_redirects: the objects written and the rules S3 cannot express
     links: LinkReport | None = None  # the broken-reference gate's findings (warnings; errors in a dry run)
     ignored: tuple[str, ...] = ()  # build-dir paths left out by the ignore globs (dirs end in '/')
+    order: OrderVerdict | None = None  # dry run: what the older-commit guard would say about the switch
 
     @property
     def version(self) -> str:
@@ -60,6 +62,9 @@ class PublishResult:
         }
         if self.outcome:
             d["after"] = [r.__dict__ for r in self.outcome.reports]
+            d["note"] = self.outcome.note
+        order = self.outcome.order if self.outcome else self.order
+        d["older_guard"] = order.to_dict() if order else None
         if self.website is not None:
             d["website_redirects"] = self.website
         if self.dry_run:
@@ -194,8 +199,13 @@ def publish(
     source: dict | None = None,
     events: PublishEvents | None = None,
     layout: str | None = None,
+    allow_older: bool = False,
 ) -> PublishResult:
     """Publish ``build_dir`` as a new immutable version, and switch the channel to it.
+
+    A build of an older commit than the channel serves is committed but not switched
+    (:class:`atomicsite.errors.OlderBuildRefused`, exit 3) unless ``allow_older=True``
+    (atomicsite.commit_order); ``source`` is the provenance to record (default: detected from git / CI).
 
     >>> result = publish("dist", "s3://my-bucket/site")          # doctest: +SKIP
     >>> result.version, result.switched
@@ -225,8 +235,13 @@ def publish(
                 events.on_plan(planned.plan)
                 if not dry_run:
                     reconcile_live_link(store, channel)
+                order = None
+                if dry_run and planned.plan.switch == SWITCH:
+                    order = judge_order(store, pointer, planned.plan.manifest)
+                    if order.older and allow_older:
+                        order = replace(order, allowed_by_flag=True)
                 return PublishResult(planned.plan, store.url, dry_run=dry_run, seconds=time.monotonic() - started,
-                                     links=links, ignored=tuple(ignored))
+                                     links=links, ignored=tuple(ignored), order=order)
         # The claim keeps a concurrent prune away from this version from before we look at what is
         # stored until the pointer names it (atomicsite.claims).
         with VersionClaim(store, manifest.version, "publish", wait=settings.prune.wait_seconds,
@@ -252,7 +267,7 @@ def publish(
                 events.on_stage("switch")
                 claim.ensure_held()
                 result.outcome = switch_channel(store, settings, pointer, plan.manifest, action="publish",
-                                                message=message)
+                                                message=message, guard=True, allow_older=allow_older)
         result.seconds = time.monotonic() - started
         result.retries = getattr(store, "retries", 0)
         return result

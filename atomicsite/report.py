@@ -180,6 +180,8 @@ def publish_result(result: PublishResult) -> None:
         if result.ignored:
             out.print(f"ignored (not published): {escape(', '.join(result.ignored))}")
         out.print(f"{_WOULD.get(plan.switch, plan.switch)}: {escape(plan.switch_reason)}")
+        if result.order:
+            older_guard(result.order, dry_run=True)
         return
     s = plan.summary()
     out.print(
@@ -189,6 +191,10 @@ def publish_result(result: PublishResult) -> None:
     )
     if result.switched:
         out.print(switch_line(plan.channel, plan.version, plan.pointer.version))
+        if result.outcome.note:
+            out.print(f"  [yellow]note[/]: {escape(result.outcome.note)}")
+    elif result.outcome and result.outcome.note:
+        out.print(f"channel {plan.channel!r} {escape(result.outcome.note)}")
     elif plan.switch == ALREADY_LIVE:
         out.print(f"channel {plan.channel!r} already serves {plan.version}: nothing to switch")
     else:
@@ -198,6 +204,19 @@ def publish_result(result: PublishResult) -> None:
         for line in result.website["unsupported"]:
             out.print(f"  [yellow]not expressible on S3 website hosting[/]: {escape(line)}")
     _after(result.outcome.reports if result.outcome else [])
+
+
+def older_guard(order, *, dry_run: bool) -> None:
+    """The older-commit guard's verdict, as a dry run shows it."""
+    rule = f"{order.rule}: {order.detail}"
+    if order.older and not order.allowed_by_flag:
+        out.print(f"[bold red]older-commit guard would refuse the switch[/] ({escape(rule)}); --allow-older overrides")
+    elif order.older:
+        out.print(f"[yellow]older-commit guard: older build, allowed by --allow-older[/] ({escape(rule)})")
+    elif order.decision == "unknown":
+        out.print(f"older-commit guard could not judge ({escape(rule)}): the switch would not be refused")
+    else:
+        out.print(f"older-commit guard: ok, {order.decision} ({escape(rule)})")
 
 
 def switch_line(channel: str, version: str, before: str | None, pinned: bool = False) -> str:
@@ -226,6 +245,8 @@ def serve_hint(target: str, channel: str = "live") -> None:
 def switch_outcome(outcome) -> None:
     if outcome.switched:
         out.print(switch_line(outcome.channel, outcome.version, outcome.before, outcome.pointer.pinned))
+        if outcome.note:
+            out.print(f"  [yellow]note[/]: {escape(outcome.note)}")
     else:
         note = outcome.note or "unchanged"
         if outcome.version not in note:
@@ -243,7 +264,9 @@ def status(st) -> None:
               + (f": {escape(p['message'])}" if p.get("message") else ""))
     out.print(f"  files     {plural(m['files'], 'file')} ({human_bytes(m['bytes'])}), built {local_time(m['created'])}")
     if m.get("source", {}).get("commit"):
-        out.print(f"  source    {m['source']['commit'][:12]} {m['source'].get('ref') or ''}")
+        committed = m["source"].get("committed_at")
+        out.print(f"  source    {m['source']['commit'][:12]} {m['source'].get('ref') or ''}"
+                  + (f", committed {escape(str(committed))}" if committed else ""))
     if st.current_link:
         out.print(f"  current → {st.current_link}")
     if st.switchers:
@@ -344,3 +367,9 @@ def prune(result) -> None:
 def channels(pointers) -> None:
     cells = [(p.channel, p.version, "yes" if p.pinned else "", age(p.updated), p.by) for p in pointers]
     _print_grid(grid("channels", ["channel", "version", "pinned", "updated", "by"], cells, flexible={0, 4}))
+
+
+def channel_deleted(d) -> None:
+    out.print(f"deleted channel {d.channel!r} (it served {d.version})")
+    if d.note:
+        out.print(f"  [yellow]note[/]: {escape(d.note)}" if not d.conditional else f"  note: {escape(d.note)}")

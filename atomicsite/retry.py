@@ -92,5 +92,10 @@ class RetryingStore:
         keys = list(keys)
         self._call(lambda: self.inner.delete_many(keys))
 
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        # A retried conditional delete whose first attempt landed finds the object gone and fails its
+        # precondition; callers re-read to tell "we deleted it" from "someone changed it".
+        self._call(lambda: self.inner.delete(key, if_match=if_match))
+
     def close(self) -> None:
         self.inner.close()

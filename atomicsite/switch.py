@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlparse
 
+from . import commit_order
 from .cdn.switching import SwitchContext, SwitchReport
 from .channels import (
     ChannelPointer,
@@ -21,6 +22,7 @@ from .channels import (
     write_pointer,
 )
 from .claims import VersionClaim
+from .commit_order import OrderVerdict
 from .config import Settings
 from .errors import (
     AtomicsiteError,
@@ -29,7 +31,9 @@ from .errors import (
     HealthCheckFailed,
     IntegrityError,
     ObjectNotFound,
+    PreconditionFailed,
     StoreError,
+    UnsupportedCondition,
     UsageError,
 )
 from .layout import DEFAULT_CHANNEL, TREE, channel_key, check_channel
@@ -48,6 +52,7 @@ class SwitchOutcome:
     switched: bool
     note: str = ""
     reports: list[SwitchReport] = field(default_factory=list)
+    order: OrderVerdict | None = None  # the older-commit guard's verdict (publish and promote only)
 
     @property
     def version(self) -> str:
@@ -62,6 +67,7 @@ class SwitchOutcome:
             "pinned": self.pointer.pinned,
             "note": self.note,
             "after": [asdict(r) for r in self.reports],
+            "older_guard": self.order.to_dict() if self.order else None,
         }
 
 
@@ -108,13 +114,21 @@ def _quiet_manifest(store: Store, version: str | None) -> Manifest | None:
         return None
 
 
+def judge_order(store: Store, state: PointerState, manifest: Manifest) -> OrderVerdict:
+    """How ``manifest``'s commit relates to the commit the channel serves (atomicsite.commit_order)."""
+    live = commit_order.live_manifest(lambda v: find_manifest(store, v), state.version)
+    return commit_order.judge(state.version, live, manifest, commit_order.git_ancestry())
+
+
 def switch_channel(store: Store, settings: Settings, state: PointerState, manifest: Manifest, *, action: str,
                    message: str | None = None, pinned: bool | None = None,
-                   verify_urls: tuple[str, ...] | None = None) -> SwitchOutcome:
+                   verify_urls: tuple[str, ...] | None = None, guard: bool = False,
+                   allow_older: bool = False) -> SwitchOutcome:
     """CAS the pointer to ``manifest.version``, run switchers, health-check and switch back on failure.
 
     The caller holds a claim on the version (:class:`atomicsite.claims.VersionClaim`), so no prune
-    deletes it while the pointer moves.
+    deletes it while the pointer moves. ``guard`` (publish, promote): refuse a build of an older commit
+    than the channel serves (:class:`OlderBuildRefused`, nothing switched) unless ``allow_older``.
     """
     urls = settings.verify_urls_for(state.channel) if verify_urls is None else verify_urls
     if urls:
@@ -134,14 +148,23 @@ def switch_channel(store: Store, settings: Settings, state: PointerState, manife
             "edge-key switching serve a v/<version>/ tree; nothing was switched.",
             hint="Publish it with --layout tree (or layout = \"tree\"), or serve the objects layout with 'atomicsite serve'.",
         )
+    order = None
+    if guard:  # judged against the pointer as read: the write below swaps against that same token
+        order = commit_order.enforce(judge_order(store, state, manifest), channel=state.channel,
+                                     live_version=state.version, new_version=manifest.version, action=action,
+                                     allow_older=allow_older)
     new = next_pointer(state, manifest.version, action=action, message=message, pinned=pinned)
     after = write_pointer(store, state, new)
+    if after.pointer != new:  # another command switched the channel to this very version first
+        return SwitchOutcome(state.channel, after.pointer, state.version, False, order=order,
+                             note=f"already serves {manifest.version}: {after.pointer.by} switched it at the same time")
     reports = run_switchers(store, settings, state.channel, manifest, state.version)
     if urls:
         failure = check_urls(urls, manifest, timeout=settings.verify_timeout)
         if failure:
             _switch_back(store, settings, after, state, failure)
-    return SwitchOutcome(state.channel, new, state.version, True, reports=reports)
+    note = f"older build allowed by --allow-older ({order.rule}: {order.detail})" if order and order.allowed_by_flag else ""
+    return SwitchOutcome(state.channel, new, state.version, True, note=note, reports=reports, order=order)
 
 
 def _switch_back(store: Store, settings: Settings, after: PointerState, before: PointerState, failure: str):
@@ -198,7 +221,7 @@ def _committed(store: Store, version: str) -> Manifest:
 
 
 def _move(version: str, target, *, channel, settings, action: str, message, pinned, repair=False,
-          refuse_pinned: bool = True, verify_urls=None) -> SwitchOutcome:
+          refuse_pinned: bool = True, verify_urls=None, guard: bool = False, allow_older: bool = False) -> SwitchOutcome:
     with opened(target, settings) as (store, settings):
         channel = check_channel(channel or settings.channel)
         state = _state(store, channel, repair)
@@ -208,11 +231,13 @@ def _move(version: str, target, *, channel, settings, action: str, message, pinn
         with VersionClaim(store, resolved, action, wait=settings.prune.wait_seconds) as claim:
             manifest = _committed(store, resolved)
             return _move_to(store, settings, state, manifest, claim, action=action, message=message, pinned=pinned,
-                            refuse_pinned=refuse_pinned, verify_urls=verify_urls)
+                            refuse_pinned=refuse_pinned, verify_urls=verify_urls, guard=guard,
+                            allow_older=allow_older)
 
 
 def _move_to(store: Store, settings: Settings, state: PointerState, manifest: Manifest, claim: VersionClaim, *,
-             action: str, message, pinned, refuse_pinned: bool, verify_urls) -> SwitchOutcome:
+             action: str, message, pinned, refuse_pinned: bool, verify_urls, guard: bool = False,
+             allow_older: bool = False) -> SwitchOutcome:
     channel, resolved = state.channel, manifest.version
     p = state.pointer
     if refuse_pinned and p and p.pinned and p.version != resolved:
@@ -233,18 +258,20 @@ def _move_to(store: Store, settings: Settings, state: PointerState, manifest: Ma
         return SwitchOutcome(channel, p, p.version, False, note=f"already serves {resolved}")
     claim.ensure_held()
     return switch_channel(store, settings, state, manifest, action=action, message=message, pinned=pinned,
-                          verify_urls=verify_urls)
+                          verify_urls=verify_urls, guard=guard, allow_older=allow_older)
 
 
 def promote(version: str, target: str | Store | None = None, *, channel: str | None = None,
             message: str | None = None, settings: Settings | None = None, repair: bool = False,
-            verify_urls: tuple[str, ...] | None = None) -> SwitchOutcome:
+            verify_urls: tuple[str, ...] | None = None, allow_older: bool = False) -> SwitchOutcome:
     """Point the channel at a committed version: ``promote("3f9a", "s3://b/site")``.
 
-    ``repair=True`` replaces a corrupt pointer (still by compare-and-swap).
+    ``repair=True`` replaces a corrupt pointer (still by compare-and-swap). A version built from an
+    older commit than the channel serves is refused (:class:`OlderBuildRefused`, exit 3) unless
+    ``allow_older=True``; ``rollback(to=...)`` is the explicit way back and is never refused.
     """
     return _move(version, target, channel=channel, settings=settings, action="promote", message=message,
-                 pinned=None, repair=repair, verify_urls=verify_urls)
+                 pinned=None, repair=repair, verify_urls=verify_urls, guard=True, allow_older=allow_older)
 
 
 def pin(version: str, target: str | Store | None = None, *, channel: str | None = None, message: str | None = None,
@@ -283,8 +310,30 @@ def list_channels(target: str | Store | None = None, *, settings: Settings | Non
         return [state.pointer for state in read_all_pointers(store).values()]
 
 
-def delete_channel(name: str, target: str | Store | None = None, *, settings: Settings | None = None) -> ChannelPointer:
-    """Remove a preview channel's pointer (its versions stay until prune). Refuses ``live``."""
+@dataclass
+class ChannelDeleted:
+    """What ``channel delete`` did: the pointer it removed, and whether the delete was conditional."""
+
+    channel: str
+    pointer: ChannelPointer
+    conditional: bool
+    note: str = ""
+
+    @property
+    def version(self) -> str:
+        return self.pointer.version
+
+    def to_dict(self) -> dict:
+        return {"deleted": self.channel, "version": self.version, "conditional": self.conditional, "note": self.note}
+
+
+def delete_channel(name: str, target: str | Store | None = None, *, settings: Settings | None = None) -> ChannelDeleted:
+    """Remove a preview channel's pointer (its versions stay until prune). Refuses ``live``.
+
+    The delete is conditional on the pointer as read (S3 ``If-Match``, GCS generation, the local
+    store's lock), so a channel someone switched meanwhile is not deleted from under them; where the
+    store cannot check, it deletes anyway and says so: ``delete_channel("pr-12", "s3://b/site").note``.
+    """
     check_channel(name)
     if name == DEFAULT_CHANNEL:
         raise UsageError("refusing to delete the 'live' channel.", hint="Use 'atomicsite pin' or 'rollback' to change what it serves.")
@@ -292,8 +341,25 @@ def delete_channel(name: str, target: str | Store | None = None, *, settings: Se
         state = read_pointer(store, name)
         if not state.pointer:
             raise ChannelNotFound(f"channel {name!r} does not exist in {store.url}.", hint="See 'atomicsite channel list'.")
-        store.delete_many([channel_key(name), SWITCHERS_RECORD.format(channel=name)])
-        return state.pointer
+        conditional, note = True, ""
+        try:
+            store.delete(channel_key(name), if_match=state.token)
+        except UnsupportedCondition as exc:
+            store.delete(channel_key(name))
+            conditional = False
+            note = (f"{exc.message.removesuffix(' nothing was deleted.').rstrip('; ')}: deleted without checking that "
+                    "nobody switched the channel since it was read")
+        except PreconditionFailed:
+            now = read_pointer(store, name)
+            if now.pointer is not None:
+                raise ConflictError(
+                    f"channel {name!r} was switched to {now.version} by someone else after it was read; "
+                    "it was not deleted.",
+                    hint=f"Check 'atomicsite status --channel {name}', then delete it again if you still mean to.",
+                ) from None
+            note = "it was already gone (deleted by a retry of this command or by someone else)"
+        store.delete_many([SWITCHERS_RECORD.format(channel=name)])
+        return ChannelDeleted(name, state.pointer, conditional, note)
 
 
 def switcher_record(store: Store, channel: str) -> dict | None:

@@ -119,8 +119,25 @@ def resolve_version(store: Store, name: str, pointer: PointerState | None = None
     raise VersionNotFound(f"no version matches {name!r} in {store.url}.", hint="See 'atomicsite versions'.")
 
 
+ANCESTORS_RECORDED = 20
+"""How many ancestors of the build's commit a manifest records (when the checkout has them), so the
+older-commit guard can tell ancestry later even where the deploying checkout is shallow."""
+
+
 def detect_source(cwd: str | None = None) -> dict:
-    """Provenance for the manifest: commit, ref and CI run URL (GitHub Actions), else the git checkout."""
+    """Provenance for the manifest: commit, its committer time, recent ancestors, ref and CI run URL.
+
+    In GitHub Actions the commit is ``GITHUB_SHA`` and the rest comes from the checkout when there is
+    one (``git log -1 --format=%cI``; a ``fetch-depth: 1`` checkout has the commit but no ancestors).
+    Elsewhere everything comes from the git checkout at ``cwd``. Nothing at all outside a checkout.
+    """
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() or None if out.returncode == 0 else None
+
     env = os.environ
     if env.get("GITHUB_SHA"):
         src = {"commit": env["GITHUB_SHA"], "ref": env.get("GITHUB_REF")}
@@ -129,19 +146,27 @@ def detect_source(cwd: str | None = None) -> dict:
             src["run_url"] = f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
         if env.get("GITHUB_REPOSITORY"):
             src["repository"] = env["GITHUB_REPOSITORY"]
+        src.update(_commit_facts(git, env["GITHUB_SHA"]))
         return {k: v for k, v in src.items() if v}
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() or None if out.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
     if not commit:
         return {}
-    src = {"commit": commit, "ref": git("rev-parse", "--abbrev-ref", "HEAD")}
+    src = {"commit": commit, "ref": git("rev-parse", "--abbrev-ref", "HEAD"), **_commit_facts(git, commit)}
     if git("status", "--porcelain", "--untracked-files=no"):
         src["dirty"] = True
     return {k: v for k, v in src.items() if v}
+
+
+def _commit_facts(git, commit: str) -> dict:
+    """Committer time and recent ancestors of ``commit``, as far as the local checkout knows them."""
+    when = git("log", "-1", "--format=%cI", commit, "--")
+    if not when:
+        return {}  # not in this checkout (a CI step without actions/checkout): the commit id alone
+    facts: dict = {"committed_at": when}
+    ancestors = (git("rev-list", f"--max-count={ANCESTORS_RECORDED + 1}", commit, "--") or "").split()[1:]
+    if ancestors:
+        facts["ancestors"] = ancestors
+    if git("rev-parse", "--is-shallow-repository") == "true":
+        facts["shallow"] = True
+    return facts

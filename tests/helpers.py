@@ -36,7 +36,7 @@ def site(tmp_path: Path, name: str = "blog", dest: str | None = None) -> Path:
     return out
 
 
-OPS = ("put", "get", "open", "head", "list", "copy", "delete_many")
+OPS = ("put", "get", "open", "head", "list", "copy", "delete_many", "delete")
 
 
 class Crash(Exception):
@@ -78,4 +78,4 @@ class OpsStore:
         return sum(1 for op, _ in self.calls if op in ops)
 
     def writes(self) -> list[tuple[str, str]]:
-        return [(op, key) for op, key in self.calls if op in ("put", "copy", "delete_many")]
+        return [(op, key) for op, key in self.calls if op in ("put", "copy", "delete_many", "delete")]

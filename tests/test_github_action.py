@@ -324,6 +324,7 @@ def test_failures_fail_the_step_with_the_cli_exit_code_and_one_annotation(gh, tm
 
 @pytest.mark.parametrize("inputs, error", [
     ({"build-dir": "dist", "promote": "maybe"}, "input 'promote' is 'maybe'. Use 'true' or 'false'."),
+    ({"build-dir": "dist", "allow-older": "yes"}, "input 'allow-older' is 'yes'. Use 'true' or 'false'."),
     ({"command": "pin"}, "input 'version' is required to pin."),
     ({"command": "publish"}, "input 'build-dir' is required to publish."),
     ({"build-dir": "dist", "args": "'unbalanced"}, "input 'args' cannot be split: No closing quotation."),
@@ -422,11 +423,15 @@ def parse_cli(argv: list[str]) -> tuple[list[str], dict]:
 # Each command with every input it uses set, and where each value must land in the parsed CLI.
 SCENARIOS = [
     ("publish", {"build-dir": "web/dist", "target": "s3://b/site", "channel": "pr-7", "promote": "false",
-                 "message": "two words", "args": "--concurrency 3 --verify-url 'https://x.test/a b'"},
+                 "message": "two words", "args": "--concurrency 3 --verify-url 'https://x.test/a b'",
+                 "allow-older": "true"},
      ["publish"], {"build_dir": Path("web/dist"), "target": "s3://b/site", "channel": "pr-7", "no_promote": True,
-                   "message": "two words", "concurrency": 3, "verify_url": ["https://x.test/a b"]}),
-    ("promote", {"version": "3f9a1c2b", "target": "gs://b/p", "channel": "staging", "message": "m", "args": "--repair"},
-     ["promote"], {"version": "3f9a1c2b", "target": "gs://b/p", "channel": "staging", "message": "m", "repair": True}),
+                   "message": "two words", "concurrency": 3, "verify_url": ["https://x.test/a b"],
+                   "allow_older": True}),
+    ("promote", {"version": "3f9a1c2b", "target": "gs://b/p", "channel": "staging", "message": "m", "args": "--repair",
+                 "allow-older": "true"},
+     ["promote"], {"version": "3f9a1c2b", "target": "gs://b/p", "channel": "staging", "message": "m", "repair": True,
+                   "allow_older": True}),
     ("pin", {"version": "previous", "message": "incident"}, ["pin"], {"version": "previous", "message": "incident"}),
     ("unpin", {"channel": "live", "message": "over"}, ["unpin"], {"channel": "live", "message": "over"}),
     ("rollback", {"version": "abcd12", "channel": "live"}, ["rollback"], {"to": "abcd12", "channel": "live"}),

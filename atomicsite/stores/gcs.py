@@ -32,6 +32,7 @@ from ..errors import (
     PreconditionFailed,
     StoreError,
     TransientStoreError,
+    UnsupportedCondition,
 )
 from . import StoreOptions, require_sdk, split_bucket_url
 from .base import SHA256_META, Body, IfMatch, ObjectInfo, PutMode, WriteMode
@@ -43,6 +44,10 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _LIBRARY_MULTIPART_MAX = 8 * MIB
 _EMULATOR_PROJECT = "atomicsite-emulator"
 _MISSING = object()  # delete_many: the key was not there, which is fine
+# Does a delete honour ifGenerationMatch here? Real GCS does; the fake-gcs-server binary the tests use
+# deletes whatever generation is named. Probed once per (emulator or GCS, bucket) and process.
+_delete_verdicts: dict[tuple[str, str], bool] = {}
+_delete_probe_lock = threading.Lock()
 _CREDENTIALS_HINT = (
     "Run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS, "
     "or use google-github-actions/auth in CI."
@@ -435,6 +440,49 @@ class GCSStore:
             message = (f"could not delete {len(failures)} of {len(keys)} object(s) in {self.url}: {names} "
                        f"({failures[0][1].message})")
             raise kind(message, hint=failures[0][1].hint) if kind is AccessDenied else kind(message)
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        if if_match is None:
+            self.delete_many([key])
+            return
+        try:
+            generation = int(if_match)
+        except ValueError:  # not a generation this store handed out: it cannot match
+            raise PreconditionFailed(f"{key}: token {if_match!r} is not a GCS generation") from None
+        self._check_conditional_deletes()
+        conflict = lambda: PreconditionFailed(f"{key} changed in {self.url} since it was read")  # noqa: E731
+        # A conditional delete of an object that is gone: GCS answers 404, which means the same to us.
+        with self._guard(f"deleting {key}", missing=conflict, conflict=conflict):
+            self._bucket.blob(self._name(key)).delete(if_generation_match=generation, retry=None)
+
+    def _check_conditional_deletes(self) -> None:
+        where = (os.environ.get("STORAGE_EMULATOR_HOST") or "gcs", self.bucket_name)
+        with _delete_probe_lock:
+            enforced = _delete_verdicts.get(where)
+            if enforced is None:
+                enforced = _delete_verdicts[where] = self._probe_conditional_deletes()
+        if not enforced:
+            raise UnsupportedCondition(
+                f"{where[0] if where[0] != 'gcs' else 'GCS'} does not honour ifGenerationMatch on deletes in "
+                f"bucket {self.bucket_name!r}; nothing was deleted.")
+
+    def _probe_conditional_deletes(self) -> bool:
+        """Create a probe object and delete it naming a wrong generation: a server that checks refuses."""
+        import secrets
+
+        blob = self._bucket.blob(self._name("_atomicsite/probe/delete-" + secrets.token_hex(8)))
+        with self._guard("probing conditional deletes"):
+            blob.upload_from_string(b"", retry=None)
+        try:
+            with self._guard("probing conditional deletes"):
+                try:
+                    self._bucket.blob(blob.name).delete(if_generation_match=int(blob.generation) + 1, retry=None)
+                except self._sdk.api_exc.PreconditionFailed:
+                    return True
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                self._bucket.blob(blob.name).delete(retry=None)
 
     def close(self) -> None:
         self._client.close()

@@ -342,6 +342,24 @@ class LocalStore:
         if failed:
             raise StoreError(f"could not delete {len(failed)} object(s) in {self.url}: {', '.join(failed[:5])}")
 
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        path = self._path(key)
+        if if_match is None:
+            self.delete_many([key])
+            return
+        # Under the same lock as every conditional put, so no compare-and-swap lands between the
+        # token check and the unlink.
+        with _os_errors(self, path), self._locked():
+            try:
+                current = self._token(path.stat())
+            except FileNotFoundError:
+                raise PreconditionFailed(f"{key} was deleted in {self.url} since it was read") from None
+            if current != if_match:
+                raise PreconditionFailed(f"{key} changed in {self.url} since it was read")
+            path.unlink()
+            _fsync_dir(path.parent)
+        _remove_empty_dirs(path.parent, self.root)
+
     def close(self) -> None:
         pass
 

@@ -83,5 +83,12 @@ class MemoryStore:
             for key in keys:
                 self._objects.pop(key, None)
 
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        with self._lock:
+            existing = self._objects.get(key)
+            if if_match is not None and (existing is None or existing[1].token != if_match):
+                raise PreconditionFailed(f"{key} changed in {self.url} since it was read")
+            self._objects.pop(key, None)
+
     def close(self) -> None:
         pass

@@ -36,6 +36,7 @@ from ..errors import (
     StoreError,
     TransientStoreError,
     UnsafeStoreError,
+    UnsupportedCondition,
     UsageError,
 )
 from . import StoreOptions, require_sdk, split_bucket_url
@@ -75,6 +76,7 @@ _NO_CREDENTIALS_HINT = (
 _cas_verdicts: dict[tuple[str, str], bool] = {}
 _cas_locks: dict[tuple[str, str], threading.Lock] = {}
 _cas_guard = threading.Lock()
+_delete_verdicts: dict[tuple[str, str], bool] = {}  # does DeleteObject honour If-Match? (endpoint, bucket)
 
 
 class S3Store:
@@ -308,6 +310,16 @@ class S3Store:
             raise TransientStoreError(message)
         raise StoreError(message)
 
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        full = self._full(key)
+        if if_match is None:
+            with self._calling("delete", key):
+                self.client.delete_object(Bucket=self.bucket, Key=full)
+            return
+        self._check_conditional_deletes()
+        with self._calling("delete", key, IfMatch(if_match)):
+            self.client.delete_object(Bucket=self.bucket, Key=full, IfMatch=if_match)
+
     def close(self) -> None:
         self.client.close()
 
@@ -382,6 +394,43 @@ class S3Store:
         refused(IfNoneMatch="*")
         try:
             return refused(IfNoneMatch="*") and refused(IfMatch='"' + "0" * 32 + '"')
+        finally:
+            with contextlib.suppress(Exception):
+                self.client.delete_object(Bucket=self.bucket, Key=full)
+
+    def _check_conditional_deletes(self) -> None:
+        """UnsupportedCondition unless DeleteObject honours If-Match here (probed once per endpoint and
+        bucket). AWS general purpose buckets have it since September 2025; some S3-compatible servers
+        accept the header and delete anyway."""
+        target = (self.endpoint, self.bucket)
+        with _cas_guard:
+            lock = _cas_locks.setdefault(("delete", *target), threading.Lock())
+        with lock:
+            enforced = _delete_verdicts.get(target)
+            if enforced is None:
+                enforced = _delete_verdicts[target] = self._probe_conditional_deletes()
+        if not enforced:
+            raise UnsupportedCondition(
+                f"{self.endpoint} does not honour If-Match on deletes in bucket {self.bucket!r}; nothing was deleted.")
+
+    def _probe_conditional_deletes(self) -> bool:
+        """Create a probe object, delete it with a wrong If-Match: a server that checks refuses (412)."""
+        from botocore.exceptions import ClientError
+
+        full = self._full(PROBE_PREFIX + "delete-" + secrets.token_hex(8))
+        with self._calling("probe", None):
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=b"")
+        try:
+            with self._calling("probe", None):
+                try:
+                    self.client.delete_object(Bucket=self.bucket, Key=full, IfMatch='"' + "0" * 32 + '"')
+                except ClientError as exc:
+                    if _refused_condition(exc):
+                        return True
+                    if _status(exc) in (400, 501):  # NotImplemented / InvalidArgument: no conditional deletes
+                        return False
+                    raise
+            return False
         finally:
             with contextlib.suppress(Exception):
                 self.client.delete_object(Bucket=self.bucket, Key=full)
