@@ -13,6 +13,7 @@ from atomicsite.errors import (BuildDirError, ChannelNotFound, ConflictError, In
 from atomicsite.config import PruneSettings
 from atomicsite.headers import IMMUTABLE, REVALIDATE
 from atomicsite.layout import channel_key, manifest_key, object_key
+from atomicsite.manifest import Manifest
 from atomicsite.stores.base import SHA256_META
 
 from .helpers import SETTINGS, OpsStore, publish, publish_versions, site
@@ -33,7 +34,9 @@ def test_publish_stores_every_file_then_manifest_then_pointer(rig, tmp_path):
     assert result.switched and live(rig.store) == v
     expected = sorted(object_key(v, p.relative_to(build).as_posix()) for p in build.rglob("*") if p.is_file())
     assert stored_keys(rig.store, v) == expected
-    manifest = json.loads(rig.store.get(manifest_key(v)).data)
+    stored = rig.store.get(manifest_key(v)).data
+    assert json.loads(stored)["format"] == 3  # stored compactly (atomicsite.manifest_codec)
+    manifest = Manifest.from_json(stored, where="test", expect_version=v).to_dict()
     assert manifest["version"] == v and manifest["message"] == "first"
     assert manifest["files"]["assets/main.3f9a1c2b.css"]["cache_control"] == IMMUTABLE
     assert manifest["files"]["index.html"]["cache_control"] == REVALIDATE
