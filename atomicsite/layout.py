@@ -8,6 +8,7 @@ from .errors import UsageError
 
 VERSIONS = "v/"
 MANIFESTS = "_atomicsite/manifests/"
+SUMMARIES = "_atomicsite/summaries/"  # a few hundred bytes per version, for listings (atomicsite.summaries)
 CHANNELS = "_atomicsite/channels/"
 PROBES = "_atomicsite/probe/"  # S3 conditional-write probes (atomicsite.stores.s3)
 DEFAULT_CHANNEL = "live"
@@ -26,6 +27,10 @@ def object_key(version: str, path: str) -> str:
 
 def manifest_key(version: str) -> str:
     return f"{MANIFESTS}{version}.json"
+
+
+def summary_key(version: str) -> str:
+    return f"{SUMMARIES}{version}.json"
 
 
 def channel_key(channel: str) -> str:

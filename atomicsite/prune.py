@@ -22,9 +22,10 @@ from .channels import read_all_pointers
 from .claims import PruneLease, read_claims
 from .config import Settings
 from .errors import IntegrityError, UsageError
-from .layout import PROBES, VERSIONS, VERSION_RE, manifest_key
+from .layout import PROBES, VERSIONS, VERSION_RE, manifest_key, summary_key
 from .manifest import Manifest, parse_time
 from .stores.base import Store
+from .summaries import orphaned as orphaned_summaries
 from .targets import list_manifest_infos, opened
 
 
@@ -37,6 +38,7 @@ class PrunePlan:
     reasons: dict[str, str] = field(default_factory=dict)
     probes: list[str] = field(default_factory=list)  # leftover conditional-write probe objects (S3)
     stale_claims: list[str] = field(default_factory=list)  # claims of commands that died, past their TTL
+    stale_summaries: list[str] = field(default_factory=list)  # summaries with no manifest, past the grace period
     objects: int = 0
     over_limit: bool = False  # more versions than prune.max_delete: the real run needs --force
 
@@ -134,9 +136,12 @@ def plan_prune(store: Store, *, keep: int, older_than: float | None, grace: floa
             reasons[v] = "kept: partial upload inside the grace period (may be a publish in progress)"
     probes = [i.key for i in store.list(PROBES) if now - (i.modified or now) >= timedelta(seconds=grace)]
     stale = [c.key for c in claims if c.expired]
+    # summaries of versions never committed (a publish died between its summary and its manifest)
+    summaries = orphaned_summaries(store, set(manifests) | set(orphans), set(protected), now, grace)
     n_objects = (sum(len(objects.get(v, [])) + 1 for v in delete) + sum(len(objects[v]) for v in orphans)
-                 + len(probes) + len(stale))
-    plan = PrunePlan(keep_set, delete, orphans, young, reasons, probes=probes, stale_claims=stale, objects=n_objects)
+                 + len(probes) + len(stale) + len(summaries))
+    plan = PrunePlan(keep_set, delete, orphans, young, reasons, probes=probes, stale_claims=stale, objects=n_objects,
+                     stale_summaries=summaries)
     return plan, objects
 
 
@@ -161,7 +166,7 @@ def prune(target: str | Store | None = None, *, keep: int | None = None, older_t
                 "nothing was deleted.",
                 hint="Check with --dry-run, then pass --force (or raise prune.max_delete).",
             )
-        if not (total or plan.probes or plan.stale_claims):
+        if not (total or plan.probes or plan.stale_claims or plan.stale_summaries):
             return result
         lease = PruneLease(store, plan.delete + plan.orphans)
         lease.acquire()
@@ -200,13 +205,14 @@ def _delete(store: Store, plan: PrunePlan, objects: dict[str, list[str]], lease:
     # manifests first: from here on these versions can no longer be promoted
     lease.keep_alive()
     store.delete_many(manifest_key(v) for v in doomed)
+    store.delete_many(summary_key(v) for v in doomed + orphans)  # listing records (atomicsite.summaries)
     for v in doomed + orphans:
         lease.keep_alive()
         keys = objects.get(v, [])
         store.delete_many(keys)
         result.deleted[v] = len(keys) + (v in doomed)
         result.deleted_objects += len(keys) + (v in doomed)
-    extra = plan.probes + plan.stale_claims
+    extra = plan.probes + plan.stale_claims + plan.stale_summaries
     if extra:
         store.delete_many(extra)
         result.deleted_objects += len(extra)
