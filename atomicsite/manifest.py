@@ -9,9 +9,10 @@ and they are part of its id, so a rollback rolls them back too. Such a manifest 
 a version without rules is written exactly as before (format 1, same id), so existing targets keep
 their ids and older atomicsite releases keep reading them. Every format this code has written is read.
 
-How a manifest is stored is :mod:`atomicsite.manifest_codec`'s job: new manifests are stored as format
-3 (the same content, ~70 bytes per file instead of ~270), with the same version id. ``to_dict`` is the
-content (format 1 or 2 shaped); ``to_json`` the stored bytes; ``from_json`` reads every format.
+How a manifest is stored is :mod:`atomicsite.manifest_codec`'s job: new manifests are stored as
+format 3 (the same content, ~77 bytes per file instead of ~267 on the synthetic site), with the same
+version id. ``to_dict`` is the content (format 1 or 2 shaped); ``to_json`` the stored bytes;
+``from_json`` reads every format.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from .routing.site import SiteRules
 
 FORMAT = 1  # a manifest without rules
 FORMAT_RULES = 2  # the same, plus "rules" (redirects and response headers), part of the version id
-STORED = manifest_codec.STORED_FORMAT  # how new manifests are stored (3); the content is still 1 or 2
-READABLE = (FORMAT, FORMAT_RULES, STORED)
+CONTENT = (FORMAT, FORMAT_RULES)  # what a manifest can hold
+STORED = manifest_codec.STORED_FORMAT  # how new manifests are stored (3): any content, packed
+READABLE = (*CONTENT, STORED)
 ID_LENGTH = 16
 
 
@@ -127,10 +129,13 @@ class Manifest:
             )
 
         try:
-            stored, raw = manifest_codec.decode(data, plain_format=lambda d: FORMAT_RULES if "rules" in d else FORMAT)
+            stored, raw = manifest_codec.decode(data)
         except manifest_codec.CodecError as exc:
             raise corrupt(str(exc)) from None
-        fmt = raw["format"]  # 1 or 2: what the content holds, whichever way it was stored
+        fmt = raw.get("format")  # the content's format, whichever way it was stored
+        if fmt not in CONTENT or isinstance(fmt, bool):
+            raise corrupt(f"unknown format {fmt!r} (this atomicsite reads formats {', '.join(map(str, READABLE))}; "
+                          f"a newer atomicsite may have written it)")
         version = raw.get("version")
         if not isinstance(version, str) or not VERSION_RE.match(version):
             raise corrupt(f"bad version id {version!r}")

@@ -3,14 +3,17 @@
 A manifest's content (:mod:`atomicsite.manifest`) is a JSON object whose ``files`` maps each path to
 its sha256, size, md5, Content-Type and Cache-Control. Stored like that (formats 1 and 2) it costs
 ~270 bytes per file, and ``versions``/the router download it whole. Format 3 stores the same content
-in ~60-75 bytes per file; the version id does not change, because it is the hash of the file table,
-not of these bytes.
+in ~77 bytes per file (the 10,000-file synthetic site); the version id does not change, because it is
+the hash of the file table, not of these bytes.
 
 Format 3 is still a JSON object (so an older atomicsite reading one says "unknown format 3", not
 "not JSON"), with every top-level field of the manifest as it is, except ``files``::
 
-    {"format": 3, "version": "…", "created": "…", … every other top-level field …,
+    {"format": 3, "content_format": 1, "version": "…", "created": "…", … every other top-level field …,
      "files": {"count": 10000, "encoding": "zlib+base64", "data": "eJzs…"}}
+
+``content_format`` is the format of the content the envelope holds (1, or 2 with rules): unpacked,
+the manifest is exactly that format's object, validated by ``Manifest.from_json`` like a stored one.
 
 ``data`` is base64 of the zlib-compressed (RFC 1950, what browsers' ``DecompressionStream("deflate")``
 reads) canonical JSON of a columnar table::
@@ -34,10 +37,8 @@ import base64
 import binascii
 import json
 import zlib
-from collections.abc import Callable
 
-STORED_FORMAT = 3
-PLAIN_FORMATS = (1, 2)  # plain JSON: 1 without rules, 2 with "rules"
+STORED_FORMAT = 3  # any other format number is plain JSON, whose number Manifest.from_json checks
 ENCODING = "zlib+base64"
 _MAX_TABLE = 1 << 30  # refuse to inflate a table past 1 GiB: a corrupt or hostile object, not a site
 
@@ -70,7 +71,7 @@ def encode(manifest: dict) -> bytes:
     }
     packed = base64.b64encode(zlib.compress(_canonical(table), 9)).decode("ascii")
     out = {k: v for k, v in manifest.items() if k != "files"}
-    out["format"] = STORED_FORMAT
+    out["format"], out["content_format"] = STORED_FORMAT, manifest["format"]
     out["files"] = {"count": len(paths), "encoding": ENCODING, "data": packed}
     return _canonical(out)
 
@@ -87,12 +88,11 @@ def encodable(manifest: dict) -> bool:
     return True
 
 
-def decode(data: bytes, *, plain_format: Callable[[dict], int]) -> tuple[int, dict]:
-    """Stored bytes → (stored format, the format-1/2 shaped manifest object).
+def decode(data: bytes) -> tuple[int, dict]:
+    """Stored bytes → (stored format, the manifest object as its content format writes it).
 
-    Plain formats are returned as parsed (``Manifest.from_json`` validates them). For format 3 the
-    table is unpacked and checked here; ``plain_format(obj)`` says which plain format the unpacked
-    object is (1 or 2: whether it has rules), which only the manifest model knows.
+    Plain JSON formats are returned as parsed, for ``Manifest.from_json`` to check their number and
+    fields; for format 3 the table is unpacked and checked here.
     """
     try:
         raw = json.loads(data)
@@ -101,14 +101,13 @@ def decode(data: bytes, *, plain_format: Callable[[dict], int]) -> tuple[int, di
     if not isinstance(raw, dict):
         raise CodecError("not a JSON object")
     fmt = raw.get("format")
-    if fmt in PLAIN_FORMATS and not isinstance(fmt, bool):
-        return fmt, raw
     if fmt != STORED_FORMAT or isinstance(fmt, bool):
-        readable = ", ".join(map(str, (*PLAIN_FORMATS, STORED_FORMAT)))
-        raise CodecError(f"unknown format {fmt!r} (this atomicsite reads formats {readable}; "
-                         f"a newer atomicsite may have written it)")
+        return fmt, raw
+    content = raw.pop("content_format", None)
+    if content == STORED_FORMAT:
+        raise CodecError("format 3 cannot hold format 3")
     raw["files"] = _unpack(raw.get("files"))
-    raw["format"] = plain_format(raw)
+    raw["format"] = content
     return STORED_FORMAT, raw
 
 
@@ -172,4 +171,4 @@ def _digests(table: dict, name: str, count: int, width: int) -> str:
     return raw.hex()
 
 
-__all__ = ["encode", "encodable", "decode", "CodecError", "STORED_FORMAT", "PLAIN_FORMATS"]
+__all__ = ["encode", "encodable", "decode", "CodecError", "STORED_FORMAT"]
