@@ -138,3 +138,18 @@ def test_orphaned_spares_committed_claimed_and_young(local_rig):
     later = datetime.now(timezone.utc) + timedelta(hours=2)
     assert orphaned(store, {"a" * 16}, {"b" * 16}, later, 3600) == [summary_key("c" * 16)]
     assert orphaned(store, set(), set(), datetime.now(timezone.utc), 3600) == []
+
+
+def test_a_target_written_by_0_1_keeps_its_ids_and_lists(rig, tmp_path):
+    build = site(tmp_path)
+    v = publish(build, rig.store, message="old").version
+    m = Manifest.from_json(rig.store.get(manifest_key(v)).data, where="t")
+    old_bytes = canonical_json(m.to_dict())  # format 1, byte for byte what 0.1 stored
+    rig.store.put(manifest_key(v), old_bytes)
+    rig.store.delete_many([summary_key(v)])
+    again = publish(build, rig.store)  # the same build, published by this code
+    assert again.version == v and again.plan.committed and not again.plan.count("upload")
+    assert rig.store.get(manifest_key(v)).data == old_bytes  # left as it was
+    [row] = atomicsite.versions(rig.store, settings=SETTINGS)
+    assert row.version == v and row.message == "old" and row.files == len(m.files)
+    assert read_summary(rig.store, v).message == "old"  # backfilled
