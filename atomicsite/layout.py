@@ -8,6 +8,7 @@ from .errors import UsageError
 
 VERSIONS = "v/"
 MANIFESTS = "_atomicsite/manifests/"
+SUMMARIES = "_atomicsite/summaries/"  # a few hundred bytes per version, for listings (atomicsite.summaries)
 CHANNELS = "_atomicsite/channels/"
 PROBES = "_atomicsite/probe/"  # S3 conditional-write probes (atomicsite.stores.s3)
 POOL = "_atomicsite/objects/"  # the objects layout: each distinct content once, named by its sha256
@@ -55,6 +56,10 @@ def content_key(version: str, layout: str, path: str, sha256: str, *, link_trees
 
 def manifest_key(version: str) -> str:
     return f"{MANIFESTS}{version}.json"
+
+
+def summary_key(version: str) -> str:
+    return f"{SUMMARIES}{version}.json"
 
 
 def channel_key(channel: str) -> str:

@@ -6,13 +6,18 @@ gets the same id. Time, message and source are recorded but are not part of the 
 
 The manifest also records the version's storage layout (docs/layout.md): ``tree`` (the files under
 ``v/<version>/``) or ``objects`` (the files in the content pool). The layout is not part of the id: the
-same build is the same version however it is stored. An objects-layout manifest is written as format 2,
-which atomicsite 0.1 refuses instead of looking for files under ``v/``.
+same build is the same version however it is stored. An objects-layout manifest's content is format 2
+(format 1 has no ``layout``), so no reader ever mistakes it for a tree.
 
 A version with URL rules (redirects, response headers: atomicsite.routing) records them in the manifest
 and they are part of its id, so a rollback rolls them back too. Such a manifest is written as format 2;
 a version without rules is written exactly as before (format 1, same id), so existing targets keep
 their ids and older atomicsite releases keep reading them. Every format this code has written is read.
+
+How a manifest is stored is :mod:`atomicsite.manifest_codec`'s job: new manifests are stored as
+format 3 (the same content, ~77 bytes per file instead of ~267 on the synthetic site), with the same
+version id. ``to_dict`` is the content (format 1 or 2 shaped); ``to_json`` the stored bytes;
+``from_json`` reads every format.
 """
 
 from __future__ import annotations
@@ -24,14 +29,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 
-from . import __version__
+from . import __version__, manifest_codec
 from .errors import IntegrityError
 from .layout import LAYOUTS, TREE, VERSION_RE
 from .routing.site import SiteRules
 
 FORMAT = 1  # a manifest without rules
 FORMAT_RULES = 2  # the same, plus "rules" (redirects and response headers), part of the version id
-READABLE = (FORMAT, FORMAT_RULES)
+CONTENT = (FORMAT, FORMAT_RULES)  # what a manifest can hold
+STORED = manifest_codec.STORED_FORMAT  # how new manifests are stored (3): any content, packed
+READABLE = (*CONTENT, STORED)
 ID_LENGTH = 16
 
 
@@ -88,8 +95,7 @@ class Manifest:
         files = tuple(sorted(files, key=lambda f: f.path))
         rules = rules or SiteRules()
         return cls(version=version_id(files, rules), created=utcnow(), files=files, source=dict(source or {}),
-                   message=message, format=FORMAT_RULES if rules or layout != TREE else FORMAT, rules=rules,
-                   layout=layout)
+                   message=message, format=STORED, rules=rules, layout=layout)
 
     @cached_property
     def by_path(self) -> dict[str, FileEntry]:
@@ -116,7 +122,9 @@ class Manifest:
         return d
 
     def to_json(self) -> bytes:
-        return canonical_json(self.to_dict())
+        """The bytes to store: format 3 (:mod:`atomicsite.manifest_codec`)."""
+        d = self.to_dict()
+        return manifest_codec.encode(d) if manifest_codec.encodable(d) else canonical_json(d)
 
     @classmethod
     def from_json(cls, data: bytes, *, where: str, expect_version: str | None = None) -> Manifest:
@@ -129,13 +137,11 @@ class Manifest:
             )
 
         try:
-            raw = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise corrupt(f"not valid JSON ({exc})") from None
-        if not isinstance(raw, dict):
-            raise corrupt("not a JSON object")
-        fmt = raw.get("format")
-        if fmt not in READABLE or isinstance(fmt, bool):
+            stored, raw = manifest_codec.decode(data)
+        except manifest_codec.CodecError as exc:
+            raise corrupt(str(exc)) from None
+        fmt = raw.get("format")  # the content's format, whichever way it was stored
+        if fmt not in CONTENT or isinstance(fmt, bool):
             raise corrupt(f"unknown format {fmt!r} (this atomicsite reads formats {', '.join(map(str, READABLE))}; "
                           f"a newer atomicsite may have written it)")
         version = raw.get("version")
@@ -174,17 +180,20 @@ class Manifest:
         created = raw.get("created")
         if not isinstance(created, str):
             raise corrupt("no created time")
-        source = raw.get("source") or {}
+        source = raw.get("source", {})
         if not isinstance(source, dict):
             raise corrupt("source is not an object")
+        message, tool = raw.get("message"), raw.get("tool", "")
+        if not isinstance(message, (str, type(None))) or not isinstance(tool, str):
+            raise corrupt("message or tool is not a string")
         return cls(
             version=version,
             created=created,
             files=files,
             source=source,
-            message=raw.get("message"),
-            tool=str(raw.get("tool", "")),
-            format=fmt,
+            message=message,
+            tool=tool,
+            format=stored,
             rules=rules,
             layout=layout,
         )

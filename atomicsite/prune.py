@@ -22,10 +22,11 @@ from .channels import read_all_pointers
 from .claims import PruneLease, read_claims
 from .config import Settings
 from .errors import IntegrityError, ObjectNotFound, UsageError
-from .pool import PoolPlan, plan_pool, still_unused
-from .layout import PROBES, VERSIONS, VERSION_RE, manifest_key
+from .layout import PROBES, VERSIONS, VERSION_RE, manifest_key, summary_key
 from .manifest import Manifest, parse_time
+from .pool import PoolPlan, plan_pool, still_unused
 from .stores.base import Store
+from .summaries import orphaned as orphaned_summaries
 from .targets import list_manifest_infos, opened, read_manifest
 
 
@@ -38,6 +39,7 @@ class PrunePlan:
     reasons: dict[str, str] = field(default_factory=dict)
     probes: list[str] = field(default_factory=list)  # leftover conditional-write probe objects (S3)
     stale_claims: list[str] = field(default_factory=list)  # claims of commands that died, past their TTL
+    stale_summaries: list[str] = field(default_factory=list)  # summaries with no manifest, past the grace period
     objects: int = 0
     over_limit: bool = False  # more versions than prune.max_delete: the real run needs --force
     pool: PoolPlan = field(default_factory=PoolPlan)  # the objects layout's unused contents
@@ -140,10 +142,12 @@ def plan_prune(store: Store, *, keep: int, older_than: float | None, grace: floa
     probes = [i.key for i in store.list(PROBES) if now - (i.modified or now) >= timedelta(seconds=grace)]
     stale = [c.key for c in claims if c.expired]
     pool = plan_pool(store, [manifests[v][0] for v in keep_set], now=now, grace=grace)
+    # summaries of versions never committed (a publish died between its summary and its manifest)
+    summaries = orphaned_summaries(store, set(manifests) | set(orphans), set(protected), now, grace)
     n_objects = (sum(len(objects.get(v, [])) + 1 for v in delete) + sum(len(objects[v]) for v in orphans)
-                 + len(probes) + len(stale) + len(pool.unused))
+                 + len(probes) + len(stale) + len(summaries) + len(pool.unused))
     plan = PrunePlan(keep_set, delete, orphans, young, reasons, probes=probes, stale_claims=stale, objects=n_objects,
-                     pool=pool)
+                     stale_summaries=summaries, pool=pool)
     return plan, objects
 
 
@@ -181,7 +185,7 @@ def prune(target: str | Store | None = None, *, keep: int | None = None, older_t
                 "nothing was deleted.",
                 hint="Check with --dry-run, then pass --force (or raise prune.max_delete).",
             )
-        if not (total or plan.probes or plan.stale_claims or plan.pool.unused):
+        if not (total or plan.probes or plan.stale_claims or plan.stale_summaries or plan.pool.unused):
             return result
         lease = PruneLease(store, plan.delete + plan.orphans, pool=bool(plan.pool.unused))
         lease.acquire()
@@ -220,6 +224,7 @@ def _delete(store: Store, plan: PrunePlan, objects: dict[str, list[str]], lease:
     # manifests first: from here on these versions can no longer be promoted
     lease.keep_alive()
     store.delete_many(manifest_key(v) for v in doomed)
+    store.delete_many(summary_key(v) for v in doomed + orphans)  # listing records (atomicsite.summaries)
     for v in doomed + orphans:
         lease.keep_alive()
         keys = objects.get(v, [])
@@ -234,7 +239,7 @@ def _delete(store: Store, plan: PrunePlan, objects: dict[str, list[str]], lease:
         store.delete_many(unused)
         result.pool_deleted = len(unused)
         result.deleted_objects += len(unused)
-    extra = plan.probes + plan.stale_claims
+    extra = plan.probes + plan.stale_claims + plan.stale_summaries
     if extra:
         store.delete_many(extra)
         result.deleted_objects += len(extra)

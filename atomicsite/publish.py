@@ -24,6 +24,7 @@ from .routing.build import scan_site
 from .routing.s3_website import write_website_redirects
 from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
 from .commit_order import OrderVerdict
+from .summaries import resync_summary, write_summary
 from .switch import SwitchOutcome, judge_order, reconcile_live_link, switch_channel
 from .targets import detect_source, find_manifest, list_manifest_infos, opened
 from .transfer import run_one, run_transfers
@@ -168,13 +169,17 @@ def _verify(store: Store, actions, version: str, proven: dict[str, bool], receip
 
 
 def _commit(store: Store, manifest: Manifest, corrupt_token: str | None) -> None:
-    """Write the manifest create-only (or over a corrupt one, by compare-and-swap)."""
+    """Write the version's summary, then the manifest create-only (or over a corrupt one, by
+    compare-and-swap): the manifest is the commit point (atomicsite.summaries)."""
     key = manifest_key(manifest.version)
     mode = IfMatch(corrupt_token) if corrupt_token else WriteMode.CREATE
+    write_summary(store, manifest)
     try:
         store.put(key, manifest.to_json(), content_type="application/json", cache_control="no-store", mode=mode)
     except PreconditionFailed:
-        pass  # another publisher committed the same version first: same id means same files
+        # Another publisher committed the same version first: same id means same files, but its
+        # time and message win, so the summary (which we may just have overwritten) must say them.
+        resync_summary(store, manifest.version)
 
 
 def _committed_manifest(store: Store, version: str) -> tuple[Manifest | None, str | None]:

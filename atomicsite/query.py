@@ -10,8 +10,8 @@ from .channels import read_all_pointers, read_pointer
 from .config import Settings
 from .errors import ChannelNotFound, IntegrityError, ObjectNotFound, UsageError
 from .layout import OBJECTS, POOL, check_channel, content_key, has_link_trees, sha_of_pool_key, version_prefix
-from .manifest import Manifest
 from .stores.base import Store
+from .summaries import summaries, summary_of
 from .switch import switcher_record
 from .targets import list_manifest_infos, opened, read_manifest, resolve_version
 
@@ -29,11 +29,6 @@ class Status:
         return self.__dict__.copy()
 
 
-def _summary(m: Manifest) -> dict:
-    return {"version": m.version, "created": m.created, "files": len(m.files), "bytes": m.total_bytes,
-            "source": m.source, "message": m.message}
-
-
 def status(target: str | Store | None = None, *, channel: str | None = None,
            settings: Settings | None = None) -> Status:
     """What the channel serves now: ``status("s3://b/site").pointer["version"]``."""
@@ -43,11 +38,11 @@ def status(target: str | Store | None = None, *, channel: str | None = None,
         if state.pointer is None:
             raise ChannelNotFound(f"channel {channel!r} has nothing published in {store.url} yet.",
                                   hint="Run 'atomicsite publish DIR' first.")
-        manifest = read_manifest(store, state.pointer.version)
+        summary = summary_of(store, state.pointer.version)  # a few hundred bytes, not the manifest
         link = getattr(store, "live_link_target", lambda: None)() if channel == "live" else None
         pointer = state.pointer.to_dict()
         pointer.pop("history", None)
-        return Status(store.url, channel, pointer, _summary(manifest), link, switcher_record(store, channel))
+        return Status(store.url, channel, pointer, summary.to_dict(), link, switcher_record(store, channel))
 
 
 @dataclass
@@ -63,19 +58,20 @@ class VersionRow:
 
 
 def versions(target: str | Store | None = None, *, settings: Settings | None = None) -> list[VersionRow]:
-    """Every committed version, newest first, with the channels that point at it."""
-    with opened(target, settings, must_exist=True) as (store, _):
+    """Every committed version, newest first, with the channels that point at it.
+
+    Reads each version's summary record (atomicsite.summaries), not its manifest."""
+    with opened(target, settings, must_exist=True) as (store, settings):
         pointers = read_all_pointers(store)
         rows = []
-        for v, _info in list_manifest_infos(store):
-            try:
-                m = read_manifest(store, v)
-            except (IntegrityError, ObjectNotFound):
+        found = summaries(store, [v for v, _info in list_manifest_infos(store)], workers=settings.concurrency)
+        for v, s in found.items():
+            if s is None:
                 rows.append(VersionRow(v, "?", 0, 0, None, "corrupt or vanished manifest"))
                 continue
-            on = sorted(c for c, s in pointers.items() if s.version == v)
-            pins = sorted(c for c, s in pointers.items() if s.version == v and s.pointer.pinned)
-            rows.append(VersionRow(v, m.created, len(m.files), m.total_bytes, m.source.get("commit"), m.message, on, pins))
+            on = sorted(c for c, p in pointers.items() if p.version == v)
+            pins = sorted(c for c, p in pointers.items() if p.version == v and p.pointer.pinned)
+            rows.append(VersionRow(v, s.created, s.files, s.bytes, s.source.get("commit"), s.message, on, pins))
         rows.sort(key=lambda r: (r.created, r.version), reverse=True)
         return rows
 

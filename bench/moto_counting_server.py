@@ -1,4 +1,4 @@
-"""A moto S3 server that counts what clients send it: ``python bench/moto_counting_server.py PORT``.
+"""A moto S3 server that counts what clients send it (and what it sends back): ``python bench/moto_counting_server.py PORT``.
 
 Counting on the server side measures atomicsite and ``aws s3 sync`` the same way. ``GET /__bench``
 returns the counters as JSON; ``POST /__bench/reset`` zeroes them.
@@ -21,6 +21,7 @@ class Counter:
     def reset(self):
         self.requests = 0
         self.bytes_in = 0
+        self.bytes_out = 0
         self.by_method = {}
 
     def __call__(self, environ, start_response):
@@ -29,7 +30,7 @@ class Counter:
             if environ["REQUEST_METHOD"] == "POST":
                 with self.lock:
                     self.reset()
-            body = json.dumps({"requests": self.requests, "bytes_in": self.bytes_in,
+            body = json.dumps({"requests": self.requests, "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
                                "by_method": self.by_method}).encode()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
@@ -39,7 +40,16 @@ class Counter:
             self.bytes_in += length
             method = environ["REQUEST_METHOD"]
             self.by_method[method] = self.by_method.get(method, 0) + 1
-        return self.app(environ, start_response)
+        return self._counted(self.app(environ, start_response))
+
+    def _counted(self, body):
+        """Response body bytes (what clients download: objects, listing XML), counted as sent."""
+        for chunk in body:
+            with self.lock:
+                self.bytes_out += len(chunk)
+            yield chunk
+        if hasattr(body, "close"):
+            body.close()
 
 
 def main():

@@ -14,6 +14,7 @@ from atomicsite.errors import (BuildDirError, ChannelNotFound, ConflictError, In
 from atomicsite.config import PruneSettings
 from atomicsite.headers import IMMUTABLE, REVALIDATE
 from atomicsite.layout import POOL, channel_key, content_key, has_link_trees, manifest_key, object_key, pool_key
+from atomicsite.manifest import Manifest
 from atomicsite.stores.base import SHA256_META
 
 from .helpers import SETTINGS, OpsStore, publish, publish_versions, site
@@ -45,7 +46,9 @@ def test_publish_stores_every_file_then_manifest_then_pointer(rig, tmp_path, lay
     result = publish(build, rig.store, message="first")
     v = result.version
     assert result.switched and live(rig.store) == v
-    manifest = json.loads(rig.store.get(manifest_key(v)).data)
+    stored = rig.store.get(manifest_key(v)).data
+    assert json.loads(stored)["format"] == 3  # stored compactly (atomicsite.manifest_codec)
+    manifest = Manifest.from_json(stored, where="test", expect_version=v).to_dict()
     assert manifest.get("layout", "tree") == layout
     if in_pool(rig.store, layout):  # each content once in the pool, nothing under v/
         expected = sorted({pool_key(e["sha256"]) for e in manifest["files"].values()})
@@ -91,7 +94,7 @@ def test_changed_build_uploads_only_changes_and_copies_the_rest(rig, tmp_path, l
         assert s["skip"]["files"] == len(result.plan.actions) - 2
         assert all(a.reason == "content already in the pool" for a in result.plan.actions if a.kind == "skip")
         if in_pool(rig.store, layout):
-            assert counted.count("copy") == 0 and counted.count("put") == 2 + 3  # + manifest, pointer, claim
+            assert counted.count("copy") == 0 and counted.count("put") == 2 + 4  # + summary, manifest, pointer, claim
     else:
         assert s["upload"]["files"] == 2 and s["skip"]["files"] == 0
         assert s["copy"]["files"] == len(result.plan.actions) - 2

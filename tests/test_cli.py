@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 import atomicsite
 from atomicsite.cli import app
+from atomicsite.manifest import Manifest
 
 from .helpers import FIXTURES, site
 
@@ -127,8 +128,8 @@ def test_config_file_and_env_precedence(tmp_path, monkeypatch):
     )
     out = run_json("publish", str(FIXTURES / "spa"))
     assert out["target"].endswith("/from-pyproject")
-    manifest = json.loads(next((tmp_path / "from-pyproject/_atomicsite/manifests").iterdir()).read_text())
-    assert manifest["files"]["index.html"]["cache_control"] == "no-cache"
+    stored = next((tmp_path / "from-pyproject/_atomicsite/manifests").iterdir()).read_bytes()
+    assert Manifest.from_json(stored, where="test").by_path["index.html"].cache_control == "no-cache"
     monkeypatch.setenv("ATOMICSITE_TARGET", str(tmp_path / "from-env"))
     assert run_json("status", code=4)["error"] == "target_not_found"  # env beats the file
     assert run_json("status", "--target", str(tmp_path / "from-pyproject"))["pointer"]["version"] == out["version"]
