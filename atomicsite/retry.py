@@ -92,5 +92,10 @@ class RetryingStore:
         keys = list(keys)
         self._call(lambda: self.inner.delete_many(keys))
 
+    def delete_if_match(self, key: str, token: str) -> None:
+        # A retry after a lost answer finds the object gone: PreconditionFailed, which the caller
+        # (prune) reads as "someone else changed it" and leaves alone, the safe side.
+        self._call(lambda: self.inner.delete_if_match(key, token))
+
     def close(self) -> None:
         self.inner.close()

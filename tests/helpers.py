@@ -36,7 +36,7 @@ def site(tmp_path: Path, name: str = "blog", dest: str | None = None) -> Path:
     return out
 
 
-OPS = ("put", "get", "open", "head", "list", "copy", "delete_many")
+OPS = ("put", "get", "open", "head", "list", "copy", "delete_many", "delete_if_match")
 
 
 class Crash(Exception):

@@ -9,7 +9,8 @@ Errors a store raises (from :mod:`atomicsite.errors`):
 
 - ``ObjectNotFound``: ``get``/``head``/``copy`` of a key that is not there;
 - ``AlreadyExists``: ``put(mode=CREATE)`` on an existing key;
-- ``PreconditionFailed``: ``put(mode=IfMatch(token))`` when the object's token differs or it is gone;
+- ``PreconditionFailed``: ``put(mode=IfMatch(token))`` or ``delete_if_match(key, token)`` when the object's
+  token differs or it is gone;
 - ``TransientStoreError``: worth retrying (throttling, 5xx, connection reset);
 - ``AccessDenied``, ``BucketNotFound``, ``StoreError``: permanent, with a message naming the target.
 """
@@ -138,6 +139,15 @@ class Store(Protocol):
 
     def delete_many(self, keys: Iterable[str]) -> None:
         """Delete keys (missing ones are fine); raise StoreError naming the keys that failed."""
+        ...
+
+    def delete_if_match(self, key: str, token: str) -> None:
+        """Delete ``key`` only if its token is still ``token`` (compare-and-delete).
+
+        ``PreconditionFailed`` if it changed or is gone. S3 sends ``If-Match`` on DeleteObject (and
+        refuses a server that ignores it), GCS ``ifGenerationMatch``, the local store checks under its
+        lock. Prune removes an expired channel's pointer this way, so a re-published channel stays.
+        """
         ...
 
     def close(self) -> None:

@@ -300,6 +300,18 @@ class LocalStore:
         if failed:
             raise StoreError(f"could not delete {len(failed)} object(s) in {self.url}: {', '.join(failed[:5])}")
 
+    def delete_if_match(self, key: str, token: str) -> None:
+        path = self._path(key)
+        with _os_errors(self, path), self._locked():  # the lock conditional puts take: no put lands between
+            try:
+                current = self._token(path.stat())
+            except FileNotFoundError:
+                raise PreconditionFailed(f"{key} was deleted in {self.url} since it was read") from None
+            if current != token:
+                raise PreconditionFailed(f"{key} changed in {self.url} since it was read")
+            path.unlink()
+            _fsync_dir(path.parent)
+
     def close(self) -> None:
         pass
 

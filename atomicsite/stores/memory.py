@@ -83,5 +83,12 @@ class MemoryStore:
             for key in keys:
                 self._objects.pop(key, None)
 
+    def delete_if_match(self, key: str, token: str) -> None:
+        with self._lock:
+            existing = self._objects.get(key)
+            if existing is None or existing[1].token != token:
+                raise PreconditionFailed(f"{key} changed in {self.url} since it was read")
+            del self._objects[key]
+
     def close(self) -> None:
         pass

@@ -73,6 +73,8 @@ _NO_CREDENTIALS_HINT = (
 
 # Whether an (endpoint, bucket) enforces conditional writes, decided once per process.
 _cas_verdicts: dict[tuple[str, str], bool] = {}
+# Likewise If-Match on DeleteObject (AWS since 2025; S3-compatible servers vary, and some ignore it).
+_delete_verdicts: dict[tuple[str, str], bool] = {}
 _cas_locks: dict[tuple[str, str], threading.Lock] = {}
 _cas_guard = threading.Lock()
 
@@ -308,6 +310,11 @@ class S3Store:
             raise TransientStoreError(message)
         raise StoreError(message)
 
+    def delete_if_match(self, key: str, token: str) -> None:
+        self._check_conditional_deletes()
+        with self._calling("delete", key, IfMatch(token)):
+            self.client.delete_object(Bucket=self.bucket, Key=self._full(key), IfMatch=token)
+
     def close(self) -> None:
         self.client.close()
 
@@ -385,6 +392,49 @@ class S3Store:
         finally:
             with contextlib.suppress(Exception):
                 self.client.delete_object(Bucket=self.bucket, Key=full)
+
+    def _check_conditional_deletes(self) -> None:
+        """Refuse a conditional delete where the server would ignore If-Match and delete anyway.
+
+        No ``allow_unsafe_cas`` escape here: its only user (prune removing an expired channel) can
+        leave the channel for ``channel delete`` instead of risking a re-published one.
+        """
+        target = (self.endpoint, self.bucket)
+        with _cas_guard:
+            lock = _cas_locks.setdefault(("delete", *target), threading.Lock())
+        with lock:
+            enforced = _delete_verdicts.get(target)
+            if enforced is None:
+                enforced = _delete_verdicts[target] = self._probe_conditional_deletes()
+        if not enforced:
+            raise UnsafeStoreError(
+                f"{self.endpoint} ignores If-Match on DeleteObject on bucket {self.bucket!r}, so a conditional "
+                "delete could remove an object that changed meanwhile.",
+                hint="Remove the object with an unconditional command when nothing else is writing it "
+                     "(for a channel: 'atomicsite channel delete NAME').",
+            )
+
+    def _probe_conditional_deletes(self) -> bool:
+        """Write an empty probe, delete it with a wrong If-Match: enforced if it is refused and still there."""
+        from botocore.exceptions import ClientError
+
+        key = PROBE_PREFIX + secrets.token_hex(8)
+        full = self._full(key)
+        with self._calling("probe", key):
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=b"")
+            try:
+                try:
+                    self.client.delete_object(Bucket=self.bucket, Key=full, IfMatch='"' + "0" * 32 + '"')
+                except ClientError as exc:
+                    if _refused_condition(exc):
+                        return True
+                    if _status(exc) in (400, 501):  # the server does not know the header at all
+                        return False
+                    raise
+                return False  # accepted: whether it deleted or not, the condition was not honoured
+            finally:
+                with contextlib.suppress(Exception):
+                    self.client.delete_object(Bucket=self.bucket, Key=full)
 
     # -- responses and errors ---------------------------------------------------------------------
 
