@@ -3,6 +3,12 @@
 A pointer is a small JSON object at ``_atomicsite/channels/<channel>.json``: the version, the one
 before it, whether it is pinned, who switched it, when and why, and the last few switches. Routers and
 edge code read it, so it stays a few KB.
+
+A preview channel may carry ``expires`` (UTC, like ``updated``): after it, ``prune`` removes the
+channel unless it is pinned (``live`` never expires). The field was added within format 1 and is
+written only when set, so a pointer without it is byte-for-byte what earlier versions wrote and never
+expires; an earlier atomicsite reading a pointer with it ignores it (and drops it when it next moves
+that channel, which only means the channel no longer expires: the safe side).
 """
 
 from __future__ import annotations
@@ -12,10 +18,11 @@ import json
 import os
 import socket
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 
 from .errors import ConflictError, IntegrityError, ObjectNotFound, PreconditionFailed
 from .layout import CHANNELS, VERSION_RE, channel_key, channel_of_key, check_channel
-from .manifest import canonical_json, utcnow
+from .manifest import canonical_json, parse_time, utcnow
 from .stores.base import IfMatch, Store, WriteMode
 
 FORMAT = 1
@@ -46,11 +53,20 @@ class ChannelPointer:
     message: str | None = None
     history: tuple[Switch, ...] = field(default_factory=tuple)
     format: int = FORMAT
+    expires: str | None = None  # UTC time after which prune removes this (preview) channel
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["history"] = [asdict(h) for h in self.history]
+        if self.expires is None:
+            del d["expires"]  # absent, not null: the pointer stays what older versions write and read
         return d
+
+    def expired(self, now: datetime | None = None) -> bool:
+        """Past its expiry, and not pinned (a pin keeps a channel, expiry or not)."""
+        if self.expires is None or self.pinned:
+            return False
+        return parse_time(self.expires) <= (now or datetime.now(timezone.utc))
 
     def to_json(self) -> bytes:
         return canonical_json(self.to_dict())
@@ -72,6 +88,12 @@ class ChannelPointer:
         version = raw.get("version")
         if not isinstance(version, str) or not VERSION_RE.match(version):
             raise corrupt(f"bad version {version!r}")
+        expires = raw.get("expires")
+        if expires is not None:
+            try:
+                parse_time(str(expires))
+            except ValueError:
+                raise corrupt(f"bad expires {expires!r}") from None
         try:
             history = tuple(Switch(**h) for h in raw.get("history") or [])
             return cls(
@@ -84,6 +106,7 @@ class ChannelPointer:
                 action=str(raw.get("action", "")),
                 message=raw.get("message"),
                 history=history,
+                expires=str(expires) if expires is not None else None,
             )
         except (KeyError, TypeError) as exc:
             raise corrupt(f"missing or bad field ({exc})") from None
@@ -134,9 +157,17 @@ def read_all_pointers(store: Store) -> dict[str, PointerState]:
     return out
 
 
+def expiry_after(seconds: float, now: datetime | None = None) -> str:
+    """The ``expires`` value for a channel that should live ``seconds`` more (``--expires 7d``)."""
+    when = (now or datetime.now(timezone.utc)) + timedelta(seconds=seconds)
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def next_pointer(
-    state: PointerState, version: str, *, action: str, message: str | None = None, pinned: bool | None = None
+    state: PointerState, version: str, *, action: str, message: str | None = None, pinned: bool | None = None,
+    expires: str | None = None,
 ) -> ChannelPointer:
+    """The pointer after a switch; ``expires`` replaces the channel's expiry, None keeps what it had."""
     old = state.pointer
     now, who = utcnow(), actor()
     previous = old.version if old and old.version != version else (old.previous if old else None)
@@ -152,6 +183,7 @@ def next_pointer(
         action=action,
         message=message,
         history=history,
+        expires=expires if expires is not None else (old.expires if old else None),
     )
 
 
@@ -181,6 +213,24 @@ def write_pointer(store: Store, state: PointerState, pointer: ChannelPointer) ->
             hint="Check 'atomicsite status', then re-run if you still want this switch.",
         ) from None
     return PointerState(state.channel, pointer, info.token)
+
+
+def delete_pointer_if_unchanged(store: Store, state: PointerState) -> bool:
+    """Remove the channel's pointer only if it is still the one ``state`` read (compare-and-delete).
+
+    False when it changed or went meanwhile (someone re-published, moved or deleted the channel): then
+    it is left as it is. Used by prune for expired channels.
+    """
+    try:
+        store.delete_if_match(channel_key(state.channel), state.token)
+    except PreconditionFailed:
+        return False
+    return True
+
+
+def with_expiry(pointer: ChannelPointer, expires: str) -> ChannelPointer:
+    """The same version with a new expiry (publishing the build a channel already serves, with --expires)."""
+    return replace(pointer, expires=expires)
 
 
 def with_pin(pointer: ChannelPointer, pinned: bool, *, message: str | None = None) -> ChannelPointer:

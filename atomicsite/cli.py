@@ -198,16 +198,18 @@ def publish_cmd(
     message: Annotated[Optional[str], _opt("--message", "-m", metavar="TEXT", help="Note recorded in the manifest and the channel history.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan, with a reason per file; write nothing.")] = False,
     verify_url: Annotated[Optional[list[str]], _opt("--verify-url", metavar="URL", help="After switching, fetch URL until it serves the new version; switch back if not in time. Repeatable.")] = None,
+    expires: Annotated[Optional[str], _opt("--expires", metavar="AGE", help="Preview channels: expire this long from now (7d, 12h); prune then removes the channel.")] = None,
     *,
     inv: Invocation,
 ):
     """Publish DIR as a new immutable version and switch the channel to it."""
+    ttl = parse_duration(expires, where="--expires") if expires is not None else None
     if verify_url:
         inv.with_settings(verify_urls=tuple(verify_url))
     progress = report.PublishProgress(enabled=not inv.json, state=inv.publish_state)
     try:
         result = atomicsite.publish(build_dir, channel=inv.settings.channel, promote=not no_promote, message=message,
-                                    dry_run=dry_run, settings=inv.settings, events=progress.events())
+                                    dry_run=dry_run, settings=inv.settings, events=progress.events(), expires=ttl)
     finally:
         progress.close()
     inv.show(result, report.publish_result)
@@ -322,7 +324,7 @@ def prune_cmd(
     *,
     inv: Invocation,
 ):
-    """Delete old versions (never one a channel points at) and stale partial uploads."""
+    """Remove expired preview channels, then delete old versions (never one a channel points at) and stale partial uploads."""
     result = atomicsite.prune(
         settings=inv.settings, keep=keep, force=force, dry_run=dry_run,
         older_than=parse_duration(older_than, where="--older-than") if older_than else None,

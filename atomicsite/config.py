@@ -50,6 +50,7 @@ class Settings:
     verify_urls: tuple[str, ...] = ()
     verify_timeout: float = 120.0
     serve: Any = None  # atomicsite.serve.config.ServeConfig from the [serve] table, validated at load
+    preview_url: Any = None  # atomicsite.previews.PreviewUrl: "https://{channel}.preview.example.com"
     config_file: str | None = None
 
     @property
@@ -92,13 +93,13 @@ def with_cloudfront_flags(settings: Settings, pairs: list[str]) -> Settings:
 _TOP_KEYS = {
     "target", "channel", "endpoint_url", "region", "profile", "addressing_style", "checksums", "project",
     "allow_unsafe_cas", "concurrency", "retries", "reuse_from", "ignore", "headers", "prune", "cloudfront",
-    "verify_urls", "verify_timeout", "serve", "redirects", "website_redirects",
+    "verify_urls", "verify_timeout", "serve", "redirects", "website_redirects", "preview_url",
 }
 _ENV = {
     "TARGET": "target", "CHANNEL": "channel", "ENDPOINT_URL": "endpoint_url", "REGION": "region",
     "PROFILE": "profile", "ADDRESSING_STYLE": "addressing_style", "CHECKSUMS": "checksums",
     "PROJECT": "project", "ALLOW_UNSAFE_CAS": "allow_unsafe_cas", "CONCURRENCY": "concurrency",
-    "RETRIES": "retries",
+    "RETRIES": "retries", "PREVIEW_URL": "preview_url",
 }
 
 
@@ -257,6 +258,10 @@ def _apply(settings: Settings, values: Mapping[str, Any], source: _Source) -> Se
             if not isinstance(value, (list, tuple)) or not all(isinstance(u, str) for u in value):
                 raise ConfigError(f"{where(key)}: must be a list of URLs")
             out[key] = tuple(value)
+        elif key == "preview_url":
+            from .previews import PreviewUrl
+
+            out[key] = PreviewUrl.parse(value, where=where(key))
         elif key == "verify_timeout":
             out[key] = parse_duration(value, where=where(key))
         elif key == "serve":

@@ -1,5 +1,8 @@
 """Retention and garbage collection.
 
+Step 0, before anything below: remove expired preview channels (:mod:`atomicsite.previews`), so the
+versions only they served become ordinary candidates.
+
 ``prune`` keeps the N newest committed versions, every version a channel points at (current or
 previous, pinned or not) and every version a running command has claimed; with ``older_than`` only
 versions older than that go. Partial uploads (objects under ``v/`` with no manifest) go once they are
@@ -24,6 +27,7 @@ from .config import Settings
 from .errors import IntegrityError, UsageError
 from .layout import PROBES, VERSIONS, VERSION_RE, manifest_key
 from .manifest import Manifest, parse_time
+from .previews import ExpiredChannels, remove_expired_channels
 from .stores.base import Store
 from .targets import list_manifest_infos, opened
 
@@ -51,6 +55,7 @@ class PruneResult:
     deleted: dict[str, int] = field(default_factory=dict)  # version -> objects deleted (its manifest included)
     spared: dict[str, str] = field(default_factory=dict)  # doomed version -> what started using it meanwhile
     deleted_objects: int = 0
+    expired_channels: ExpiredChannels | None = None  # step 0: expired preview channels removed (or left)
 
     @property
     def deleted_versions(self) -> list[str]:
@@ -58,13 +63,16 @@ class PruneResult:
 
     def to_dict(self) -> dict:
         return {**self.plan.to_dict(), "dry_run": self.dry_run, "deleted_versions": self.deleted_versions,
-                "deleted": self.deleted, "spared": self.spared, "deleted_objects": self.deleted_objects}
+                "deleted": self.deleted, "spared": self.spared, "deleted_objects": self.deleted_objects,
+                "expired_channels": self.expired_channels.to_dict() if self.expired_channels else None}
 
 
-def _protected(store: Store) -> dict[str, str]:
+def _protected(store: Store, gone: frozenset[str] = frozenset()) -> dict[str, str]:
     out = {}
     # a corrupt pointer stops prune (IntegrityError): we could not tell what it protects
     for name, state in read_all_pointers(store).items():
+        if name in gone:
+            continue  # a dry run's expired channel: the real run removes it first
         p = state.pointer
         out.setdefault(p.version, f"channel {name!r}" + (" (pinned)" if p.pinned else ""))
         if p.previous:
@@ -84,9 +92,9 @@ def _objects_by_version(store: Store) -> tuple[dict[str, list[str]], dict[str, d
 
 
 def plan_prune(store: Store, *, keep: int, older_than: float | None, grace: float,
-               now: datetime | None = None) -> tuple[PrunePlan, dict[str, list[str]]]:
+               now: datetime | None = None, gone: frozenset[str] = frozenset()) -> tuple[PrunePlan, dict[str, list[str]]]:
     now = now or datetime.now(timezone.utc)
-    protected = _protected(store)
+    protected = _protected(store, gone)
     claims = read_claims(store)
     for c in claims:
         if not c.expired:
@@ -149,8 +157,11 @@ def prune(target: str | Store | None = None, *, keep: int | None = None, older_t
         if keep < 1:
             raise UsageError("--keep must be at least 1.")
         grace = settings.prune.grace_seconds if grace is None else grace
-        plan, objects = plan_prune(store, keep=keep, older_than=older_than, grace=grace)
-        result = PruneResult(plan, dry_run)
+        # Step 0: expired preview channels go first (compare-and-delete), then versions as always.
+        expired = remove_expired_channels(store, dry_run=dry_run)
+        gone = frozenset(expired.removed) if dry_run else frozenset()
+        plan, objects = plan_prune(store, keep=keep, older_than=older_than, grace=grace, gone=gone)
+        result = PruneResult(plan, dry_run, expired_channels=expired)
         total = len(plan.delete) + len(plan.orphans)
         plan.over_limit = total > settings.prune.max_delete
         if dry_run:

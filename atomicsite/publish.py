@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .channels import PointerState, read_pointer
+from .channels import PointerState, expiry_after, read_pointer, with_expiry, write_pointer
 from .claims import VersionClaim
 from .config import Settings
-from .errors import IntegrityError, PreconditionFailed
-from .layout import check_channel, manifest_key, version_prefix
+from .errors import IntegrityError, PreconditionFailed, UsageError
+from .layout import DEFAULT_CHANNEL, check_channel, manifest_key, version_prefix
 from .manifest import Manifest
 from .plan import COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_plan
 from .routing.build import scan_site
@@ -36,6 +36,8 @@ class PublishResult:
     seconds: float = 0.0
     retries: int = 0
     website: dict | None = None  # website_redirects: the objects written and the rules S3 cannot express
+    url: str | None = None  # the channel's preview URL, from the preview_url template
+    expires: str | None = None  # when the channel expires (prune removes it after), if it does
 
     @property
     def version(self) -> str:
@@ -59,6 +61,7 @@ class PublishResult:
             d["after"] = [r.__dict__ for r in self.outcome.reports]
         if self.website is not None:
             d["website_redirects"] = self.website
+        d["url"], d["expires"] = self.url, self.expires
         if self.dry_run:
             d["actions"] = [a.to_dict() for a in self.plan.actions]
         return d
@@ -181,8 +184,11 @@ def publish(
     settings: Settings | None = None,
     source: dict | None = None,
     events: PublishEvents | None = None,
+    expires: float | None = None,
 ) -> PublishResult:
     """Publish ``build_dir`` as a new immutable version, and switch the channel to it.
+
+    ``expires`` (seconds) makes a preview channel expire that long from now; ``prune`` then removes it.
 
     >>> result = publish("dist", "s3://my-bucket/site")          # doctest: +SKIP
     >>> result.version, result.switched
@@ -192,6 +198,7 @@ def publish(
     events = events or PublishEvents()
     with opened(target, settings) as (store, settings):
         channel = check_channel(channel or settings.channel)
+        expiry = _expiry(channel, expires)
         events.on_stage("scan")
         files, rules = scan_site(build_dir, settings, on_file=events.on_scan)  # rule errors stop it here
         sources = {f.entry.path: f.source for f in files}
@@ -205,9 +212,13 @@ def publish(
             planned = _plan(store, settings, pointer, manifest, promote)
             if dry_run or planned.plan.committed:
                 events.on_plan(planned.plan)
+                kept = pointer
                 if not dry_run:
                     reconcile_live_link(store, channel)
-                return PublishResult(planned.plan, store.url, dry_run=dry_run, seconds=time.monotonic() - started)
+                    if expiry and pointer.pointer:  # the same build again still extends the preview
+                        kept = write_pointer(store, pointer, with_expiry(pointer.pointer, expiry))
+                return _previewed(PublishResult(planned.plan, store.url, dry_run=dry_run,
+                                                seconds=time.monotonic() - started), settings, channel, kept)
         # The claim keeps a concurrent prune away from this version from before we look at what is
         # stored until the pointer names it (atomicsite.claims).
         with VersionClaim(store, manifest.version, "publish", wait=settings.prune.wait_seconds) as claim:
@@ -229,10 +240,29 @@ def publish(
                 events.on_stage("switch")
                 claim.ensure_held()
                 result.outcome = switch_channel(store, settings, pointer, plan.manifest, action="publish",
-                                                message=message)
+                                                message=message, expires=expiry)
         result.seconds = time.monotonic() - started
         result.retries = getattr(store, "retries", 0)
-        return result
+        return _previewed(result, settings, channel, pointer)
+
+
+def _expiry(channel: str, expires: float | None) -> str | None:
+    if expires is None:
+        return None
+    if channel == DEFAULT_CHANNEL:
+        raise UsageError("--expires is for preview channels; 'live' never expires.",
+                         hint="Publish to a preview channel (--channel pr-12 --expires 7d), or drop --expires.")
+    if expires <= 0:
+        raise UsageError("--expires must be a positive duration.", hint="e.g. --expires 7d")
+    return expiry_after(expires)
+
+
+def _previewed(result: PublishResult, settings: Settings, channel: str, before: PointerState) -> PublishResult:
+    """Fill in the preview URL and the expiry the channel now has (atomicsite.previews)."""
+    pointer = result.outcome.pointer if result.outcome else before.pointer
+    result.expires = pointer.expires if pointer else None
+    result.url = settings.preview_url.url_for(channel) if settings.preview_url else None
+    return result
 
 
 @dataclass(frozen=True)

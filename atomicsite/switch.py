@@ -95,7 +95,7 @@ def _quiet_manifest(store: Store, version: str | None) -> Manifest | None:
 
 def switch_channel(store: Store, settings: Settings, state: PointerState, manifest: Manifest, *, action: str,
                    message: str | None = None, pinned: bool | None = None,
-                   verify_urls: tuple[str, ...] | None = None) -> SwitchOutcome:
+                   verify_urls: tuple[str, ...] | None = None, expires: str | None = None) -> SwitchOutcome:
     """CAS the pointer to ``manifest.version``, run switchers, health-check and switch back on failure.
 
     The caller holds a claim on the version (:class:`atomicsite.claims.VersionClaim`), so no prune
@@ -113,7 +113,7 @@ def switch_channel(store: Store, settings: Settings, state: PointerState, manife
             if entry_for_url(url, manifest) is None:
                 raise UsageError(f"verify URL {url} maps to no file of version {manifest.version}; nothing was switched.",
                                  hint="Use URLs of pages the site has (https://host/, https://host/about/).")
-    new = next_pointer(state, manifest.version, action=action, message=message, pinned=pinned)
+    new = next_pointer(state, manifest.version, action=action, message=message, pinned=pinned, expires=expires)
     after = write_pointer(store, state, new)
     reports = run_switchers(store, settings, state.channel, manifest, state.version)
     if urls:
