@@ -70,8 +70,11 @@ def cloudfront_function(target: str | None = None, *, settings=None, channel: st
     cf = settings.cloudfront
     key = cf.kvs_key(channel) if cf else f"{CloudFrontSettings.kvs_key_prefix}{channel}"
     routes_prefix = cf.routes_key_prefix if cf else f"{CloudFrontSettings.kvs_key_prefix}routes:"
-    code = cloudfront_function_code(key, prefix, routes_prefix)
-    result = {"channel": channel, "kvs_key": key, "root_prefix": prefix, "code": code}
+    key_prefix = cf.kvs_key_prefix if cf else CloudFrontSettings.kvs_key_prefix
+    preview_host = _preview_host(settings.preview_url)
+    code = cloudfront_function_code(key, prefix, routes_prefix, preview_host=preview_host, key_prefix=key_prefix)
+    result = {"channel": channel, "kvs_key": key, "root_prefix": prefix, "code": code,
+              "preview_host": preview_host}
     if deploy:
         if not cf or not cf.kvs_arn:
             raise ConfigError("--deploy needs cloudfront.kvs_arn in the config",
@@ -80,6 +83,16 @@ def cloudfront_function(target: str | None = None, *, settings=None, channel: st
         result.update(deployed=True, name=deployment.name, action=deployment.action, arn=deployment.arn,
                       detail=deployment.detail)
     return result
+
+
+def _preview_host(preview_url) -> str | None:
+    """The Host pattern of the ``preview_url`` setting, when its ``{channel}`` is in the host name."""
+    if preview_url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    host = urlsplit(preview_url.template).netloc.rpartition("@")[2].partition(":")[0]
+    return host if "{channel}" in host else None  # a path-style template cannot be routed by Host
 
 
 __all__ = [
