@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
@@ -60,17 +61,21 @@ class ExpiredChannels:
 
     removed: dict[str, str] = field(default_factory=dict)  # channel -> the version it served
     kept: dict[str, str] = field(default_factory=dict)  # channel -> why it was left
+    cdn: dict[str, str] = field(default_factory=dict)  # removed channel -> what its CDN key removal did
 
     def to_dict(self) -> dict:
-        return {"removed": self.removed, "kept": self.kept}
+        return {"removed": self.removed, "kept": self.kept, "cdn": self.cdn}
 
 
-def remove_expired_channels(store: Store, *, dry_run: bool = False, now: datetime | None = None) -> ExpiredChannels:
+def remove_expired_channels(store: Store, *, dry_run: bool = False, now: datetime | None = None,
+                            on_removed: Callable[[str, str], str | None] | None = None) -> ExpiredChannels:
     """Remove every expired preview channel (never ``live``, never a pinned one).
 
     Each removal is a compare-and-delete against the pointer as read here: a channel that someone
     re-published, moved or pinned since keeps its new pointer. The versions it served are then
-    ordinary prune candidates (prune's version step re-reads every pointer).
+    ordinary prune candidates (prune's version step re-reads every pointer). ``on_removed(channel,
+    version)`` runs after each removal (prune deletes the channel's CloudFront edge key there) and may
+    return a note for the report.
     """
     now = now or datetime.now(timezone.utc)
     out = ExpiredChannels()
@@ -89,6 +94,9 @@ def remove_expired_channels(store: Store, *, dry_run: bool = False, now: datetim
         if gone:
             out.removed[name] = p.version
             store.delete_many([SWITCHERS_RECORD.format(channel=name)])  # its CDN record, if any
+            note = on_removed(name, p.version) if on_removed else None
+            if note:
+                out.cdn[name] = note
         else:
             out.kept[name] = "not removed: it was re-published or moved while prune ran"
     return out

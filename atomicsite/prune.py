@@ -158,7 +158,7 @@ def prune(target: str | Store | None = None, *, keep: int | None = None, older_t
             raise UsageError("--keep must be at least 1.")
         grace = settings.prune.grace_seconds if grace is None else grace
         # Step 0: expired preview channels go first (compare-and-delete), then versions as always.
-        expired = remove_expired_channels(store, dry_run=dry_run)
+        expired = remove_expired_channels(store, dry_run=dry_run, on_removed=_edge_forgetter(settings))
         gone = frozenset(expired.removed) if dry_run else frozenset()
         plan, objects = plan_prune(store, keep=keep, older_than=older_than, grace=grace, gone=gone)
         result = PruneResult(plan, dry_run, expired_channels=expired)
@@ -181,6 +181,19 @@ def prune(target: str | Store | None = None, *, keep: int | None = None, older_t
         finally:
             lease.release()
         return result
+
+
+def _edge_forgetter(settings: Settings):
+    """After an expired channel's pointer goes: delete its CloudFront edge key too (edge-key mode)."""
+    if not settings.cloudfront:
+        return None
+    from .cdn import remove_channel_from_cdn  # boto3 only when a CDN is configured
+
+    def forget(channel: str, version: str) -> str:
+        return "; ".join(f"{r.switcher}: {'ok' if r.ok else 'FAILED'} {r.detail}"
+                         for r in remove_channel_from_cdn(settings.cloudfront, channel, version))
+
+    return forget
 
 
 def _spared_meanwhile(store: Store, plan: PrunePlan) -> dict[str, str]:

@@ -328,6 +328,8 @@ def prune(result) -> None:
         verb = "would remove" if result.dry_run else "removed"
         for name, version in channels.removed.items():
             out.print(f"expired channel {escape(name)!r} (served {version}): {verb}")
+            if name in channels.cdn:
+                out.print(f"  {escape(channels.cdn[name])}")
         for name, why in channels.kept.items():
             out.print(f"[yellow]expired channel {escape(name)!r}[/]: {escape(why)}")
     cells = []

@@ -267,12 +267,26 @@ def delete_channel(name: str, target: str | Store | None = None, *, settings: Se
     check_channel(name)
     if name == DEFAULT_CHANNEL:
         raise UsageError("refusing to delete the 'live' channel.", hint="Use 'atomicsite pin' or 'rollback' to change what it serves.")
-    with opened(target, settings) as (store, _):
+    with opened(target, settings) as (store, settings):
         state = read_pointer(store, name)
         if not state.pointer:
             raise ChannelNotFound(f"channel {name!r} does not exist in {store.url}.", hint="See 'atomicsite channel list'.")
         store.delete_many([channel_key(name), SWITCHERS_RECORD.format(channel=name)])
+        _forget_at_the_edge(settings, name, state.pointer.version)
         return state.pointer
+
+
+def _forget_at_the_edge(settings: Settings, channel: str, version: str) -> None:
+    """Edge-key CloudFront: delete the removed channel's key, so its preview host stops serving it."""
+    if not settings.cloudfront:
+        return
+    from .cdn import remove_channel_from_cdn  # boto3 only when a CDN is configured
+
+    failed = [r for r in remove_channel_from_cdn(settings.cloudfront, channel, version) if not r.ok]
+    if failed:
+        raise StoreError(f"channel {channel!r} was deleted, but {failed[0].detail}",
+                         hint=f"Delete the key by hand (aws cloudfront-keyvaluestore delete-key) or run "
+                              f"'atomicsite channel delete {channel}' again after publishing it once more.")
 
 
 def switcher_record(store: Store, channel: str) -> dict | None:

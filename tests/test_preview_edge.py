@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from atomicsite.cdn import cloudfront_function
+from atomicsite.cdn import CloudFrontSettings, EdgeKeySwitcher, cloudfront_function
 from atomicsite.cdn.function import cloudfront_function_code, preview_host_parts
 from atomicsite.config import Settings
 from atomicsite.errors import UsageError
 from atomicsite.previews import PreviewUrl
+from atomicsite.retry import RetryPolicy
+
+FAST = RetryPolicy(attempts=3, initial=0.01, maximum=0.02)
 
 HARNESS = Path(__file__).with_name("edge_harness.mjs")
 LIVE_V, PR7_V = "0123456789abcdef", "fedcba9876543210"
@@ -103,3 +106,63 @@ def test_the_function_takes_its_preview_host_from_preview_url():
     path_style = replace(base, preview_url=PreviewUrl.parse("https://preview.example.com/{channel}/", where="t"))
     assert cloudfront_function(settings=path_style)["preview_host"] is None
     assert cloudfront_function(settings=base)["preview_host"] is None
+
+
+# --- removing a channel removes its edge key (against tests/cloudfront_standin.py, our stand-in) -----
+
+@pytest.fixture
+def aws_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def kvs(aws_env):
+    from tests.cloudfront_standin import CloudFrontStandIn
+
+    with CloudFrontStandIn() as server:
+        arn = server.add_kvs("kvs-previews")
+        yield server, arn, CloudFrontSettings(mode="edge-key", kvs_arn=arn, endpoint_url=server.url)
+
+
+def test_the_edge_key_is_deleted_only_while_it_holds_the_removed_version(kvs):
+    server, arn, cf = kvs
+    server.state.kvs[arn]["items"].update({"atomicsite:pr-7": PR7_V, "atomicsite:pr-8": LIVE_V})
+    etag = server.state.kvs[arn]["etag"]
+    switcher = EdgeKeySwitcher(cf, retry=FAST)
+    assert switcher.remove("pr-7", PR7_V).data["removed"] is True
+    assert "atomicsite:pr-7" not in server.state.kvs[arn]["items"]
+    assert server.requests_to("DELETE", "/keys/")[0]["if-match"] == etag
+    republished = switcher.remove("pr-8", PR7_V)  # it serves another version now: left alone
+    assert republished.data["removed"] is False and "published again" in republished.detail
+    assert server.state.kvs[arn]["items"]["atomicsite:pr-8"] == LIVE_V
+    assert "was not set" in switcher.remove("pr-9", PR7_V).detail
+
+
+def test_channel_delete_and_prune_of_an_expired_channel_remove_its_edge_key(kvs, tmp_path):
+    import atomicsite
+    from atomicsite.channels import read_pointer, with_expiry, write_pointer
+    from atomicsite.stores.local import LocalStore
+
+    from .helpers import site
+
+    server, arn, cf = kvs
+    settings = Settings(concurrency=4, cloudfront=cf)
+    store = LocalStore(tmp_path / "target")
+    build = site(tmp_path)
+    for channel in ("pr-1", "pr-2"):
+        atomicsite.publish(build, store, channel=channel, settings=settings, source={}, expires=3600)
+    items = server.state.kvs[arn]["items"]
+    assert {"atomicsite:pr-1", "atomicsite:pr-2"} <= set(items)
+
+    atomicsite.delete_channel("pr-1", store, settings=settings)
+    assert "atomicsite:pr-1" not in items
+
+    state = read_pointer(store, "pr-2")
+    write_pointer(store, state, with_expiry(state.pointer, "2020-01-01T00:00:00Z"))
+    pruned = atomicsite.prune(store, settings=settings)
+    assert list(pruned.expired_channels.removed) == ["pr-2"] and "atomicsite:pr-2" not in items
+    assert "cloudfront-kvs: ok" in pruned.expired_channels.cdn["pr-2"] and "deleted" in pruned.expired_channels.cdn["pr-2"]

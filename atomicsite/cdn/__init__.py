@@ -46,6 +46,21 @@ def switchers_from_settings(settings: CloudFrontSettings | Mapping[str, Any],
     return switchers
 
 
+def remove_channel_from_cdn(settings: CloudFrontSettings | None, channel: str, version: str,
+                            client_factory: ClientFactory | None = None) -> list[SwitchReport]:
+    """A channel was deleted: in edge-key mode delete its KeyValueStore key (while it still holds
+    ``version``), so a preview host stops serving it. Failures come back as reports with ok=False."""
+    from ..errors import AtomicsiteError
+
+    if settings is None or settings.mode != "edge-key":
+        return []  # origin-path: a distribution serves one configured channel, nothing keyed by channel
+    switcher = EdgeKeySwitcher(settings, client_factory or boto3_client_factory(settings))
+    try:
+        return [switcher.remove(channel, version)]
+    except AtomicsiteError as exc:
+        return [SwitchReport(switcher.name, False, f"KeyValueStore key {settings.kvs_key(channel)!r} not deleted: {exc}")]
+
+
 def cloudfront_function(target: str | None = None, *, settings=None, channel: str | None = None,
                         deploy: bool = False) -> dict:
     """The function's JavaScript for the target's prefix and channel; with ``deploy``, create/update and publish it.
@@ -99,5 +114,5 @@ __all__ = [
     "CloudFrontSettings", "EdgeKeySwitcher", "FunctionDeployment", "InvalidationSwitcher", "OriginPathSwitcher",
     "SwitchContext", "SwitchReport", "Switcher", "boto3_client_factory", "cloudfront_function",
     "cloudfront_function_code", "deploy_cloudfront_function", "encode_invalidation_path", "invalidation_paths",
-    "origin_path", "site_root", "switchers_from_settings",
+    "origin_path", "remove_channel_from_cdn", "site_root", "switchers_from_settings",
 ]
