@@ -157,10 +157,15 @@ def prune(target: str | Store | None = None, *, keep: int | None = None, older_t
         if keep < 1:
             raise UsageError("--keep must be at least 1.")
         grace = settings.prune.grace_seconds if grace is None else grace
-        # Step 0: expired preview channels go first (compare-and-delete), then versions as always.
-        expired = remove_expired_channels(store, dry_run=dry_run, on_removed=_edge_forgetter(settings))
-        gone = frozenset(expired.removed) if dry_run else frozenset()
-        plan, objects = plan_prune(store, keep=keep, older_than=older_than, grace=grace, gone=gone)
+        # Step 0: expired preview channels go first (compare-and-delete), then versions as always. The
+        # plan is first made as if they were gone, so a run over the safety limit removes nothing at all.
+        expired = remove_expired_channels(store, dry_run=True)
+        plan, objects = plan_prune(store, keep=keep, older_than=older_than, grace=grace,
+                                   gone=frozenset(expired.removed))
+        over = len(plan.delete) + len(plan.orphans) > settings.prune.max_delete
+        if expired.removed and not dry_run and (force or not over):
+            expired = remove_expired_channels(store, on_removed=_edge_forgetter(settings))
+            plan, objects = plan_prune(store, keep=keep, older_than=older_than, grace=grace)  # as it is now
         result = PruneResult(plan, dry_run, expired_channels=expired)
         total = len(plan.delete) + len(plan.orphans)
         plan.over_limit = total > settings.prune.max_delete

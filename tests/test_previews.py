@@ -209,3 +209,19 @@ def test_the_preview_url_can_come_from_the_environment(tmp_path):
     assert settings.preview_url.url_for("pr-1") == "http://127.0.0.1:8000/pr-1/"
     with pytest.raises(ConfigError, match="ATOMICSITE_PREVIEW_URL"):
         load_settings(cwd=tmp_path, env={"ATOMICSITE_PREVIEW_URL": "nope"})
+
+
+def test_a_prune_over_the_safety_limit_removes_no_channel_either(local_rig, tmp_path):
+    build = site(tmp_path)
+    for i in range(3):
+        (build / "index.html").write_text(f"preview {i}")
+        publish(build, local_rig.store, channel=f"pr-{i}", expires=60)
+        expire_now(local_rig.store, f"pr-{i}")
+    (build / "index.html").write_text("live")
+    publish(build, local_rig.store)
+    tight = replace(SETTINGS, prune=replace(SETTINGS.prune, max_delete=2))
+    with pytest.raises(UsageError, match="safety limit"):
+        atomicsite.prune(local_rig.store, settings=tight, keep=1)
+    assert all(read_pointer(local_rig.store, f"pr-{i}").pointer for i in range(3))
+    forced = atomicsite.prune(local_rig.store, settings=tight, keep=1, force=True)
+    assert sorted(forced.expired_channels.removed) == ["pr-0", "pr-1", "pr-2"] and len(forced.deleted) == 3
