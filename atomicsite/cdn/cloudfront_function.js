@@ -14,9 +14,7 @@
 //      /docs            -> 301 to /docs/ (query kept), so the page's relative links resolve
 // The URI is kept percent-encoded as CloudFront passes it. If the version key is missing or does not
 // hold a version id, the viewer gets an uncached 503 (never another version, never an exception).
-// With a preview host (preview_url = "https://{channel}.preview.example.com"), a request whose Host is
-// <PREVIEW_PRE><channel><PREVIEW_POST> reads the key <KEY_PREFIX><channel> instead: one wildcard
-// distribution serves every preview channel (an unknown channel: uncached 404). Other hosts: KVS_KEY.
+// Host <PREVIEW_PRE><channel><PREVIEW_POST> reads key <KEY_PREFIX><channel> (previews; none: 404).
 import cf from 'cloudfront';
 
 const kvsHandle = cf.kvs();
@@ -191,7 +189,6 @@ function shadowed(rule, uri, decoded, routes) {
     routes.e.indexOf(decoded) !== -1;
 }
 
-// The preview channel this Host names, or null (then the function serves KVS_KEY).
 function previewChannel(request) {
   if (PREVIEW_POST === null) {
     return null;
