@@ -3,6 +3,12 @@
 A pointer is a small JSON object at ``_atomicsite/channels/<channel>.json``: the version, the one
 before it, whether it is pinned, who switched it, when and why, and the last few switches. Routers and
 edge code read it, so it stays a few KB.
+
+A preview channel may carry ``expires`` (UTC, like ``updated``): after it, ``prune`` removes the
+channel unless it is pinned (``live`` never expires). The field was added within format 1 and is
+written only when set, so a pointer without it is byte-for-byte what earlier versions wrote and never
+expires; an earlier atomicsite reading a pointer with it ignores it (and drops it when it next moves
+that channel, which only means the channel no longer expires: the safe side).
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ import os
 import socket
 from dataclasses import asdict, dataclass, field, replace
 from dataclasses import fields as dataclass_fields
+from datetime import datetime, timedelta, timezone
 
 from .errors import ConflictError, IntegrityError, ObjectNotFound, PreconditionFailed
 from .layout import CHANNELS, VERSION_RE, channel_key, channel_of_key, check_channel
-from .manifest import canonical_json, utcnow
+from .manifest import canonical_json, parse_time, utcnow
 from .stores.base import IfMatch, Store, WriteMode
 
 FORMAT = 1
@@ -47,11 +54,20 @@ class ChannelPointer:
     message: str | None = None
     history: tuple[Switch, ...] = field(default_factory=tuple)
     format: int = FORMAT
+    expires: str | None = None  # UTC time after which prune removes this (preview) channel
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["history"] = [asdict(h) for h in self.history]
+        if self.expires is None:
+            del d["expires"]  # absent, not null: the pointer stays what older versions write and read
         return d
+
+    def expired(self, now: datetime | None = None) -> bool:
+        """Past its expiry, and not pinned (a pin keeps a channel, expiry or not)."""
+        if self.expires is None or self.pinned:
+            return False
+        return parse_time(self.expires) <= (now or datetime.now(timezone.utc))
 
     def to_json(self) -> bytes:
         return canonical_json(self.to_dict())
@@ -98,6 +114,13 @@ def _text(value) -> bool:
     return isinstance(value, str) and len(value) <= 4096
 
 
+def _time(value) -> bool:
+    try:
+        return isinstance(value, str) and bool(parse_time(value))
+    except ValueError:
+        return False
+
+
 # Every field a pointer may hold, with its check and its default when absent (None: required).
 # Validated on every read: routers and status must never trip over a wrong type deep inside.
 _REQUIRED = object()
@@ -110,6 +133,7 @@ _POINTER_FIELDS = {
     "by": (_text, ""),
     "action": (_text, ""),
     "message": (lambda v: v is None or _text(v), None),
+    "expires": (lambda v: v is None or _time(v), None),  # preview channels (publish --expires)
 }
 _SWITCH_FIELDS = {
     "version": (_version_id, _REQUIRED),
@@ -193,9 +217,17 @@ def read_all_pointers(store: Store) -> dict[str, PointerState]:
     return out
 
 
+def expiry_after(seconds: float, now: datetime | None = None) -> str:
+    """The ``expires`` value for a channel that should live ``seconds`` more (``--expires 7d``)."""
+    when = (now or datetime.now(timezone.utc)) + timedelta(seconds=seconds)
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def next_pointer(
-    state: PointerState, version: str, *, action: str, message: str | None = None, pinned: bool | None = None
+    state: PointerState, version: str, *, action: str, message: str | None = None, pinned: bool | None = None,
+    expires: str | None = None,
 ) -> ChannelPointer:
+    """The pointer after a switch; ``expires`` replaces the channel's expiry, None keeps what it had."""
     old = state.pointer
     now, who = utcnow(), actor()
     previous = old.version if old and old.version != version else (old.previous if old else None)
@@ -211,6 +243,7 @@ def next_pointer(
         action=action,
         message=message,
         history=history,
+        expires=expires if expires is not None else (old.expires if old else None),
     )
 
 
@@ -249,6 +282,25 @@ def write_pointer(store: Store, state: PointerState, pointer: ChannelPointer) ->
             hint="Check 'atomicsite status', then re-run if you still want this switch.",
         ) from None
     return PointerState(state.channel, pointer, info.token)
+
+
+def delete_pointer_if_unchanged(store: Store, state: PointerState) -> bool:
+    """Remove the channel's pointer only if it is still the one ``state`` read (compare-and-delete).
+
+    False when it changed or went meanwhile (someone re-published, moved or deleted the channel): then
+    it is left as it is. UnsupportedCondition where the store cannot check (nothing deleted). Used by
+    prune for expired channels.
+    """
+    try:
+        store.delete(channel_key(state.channel), if_match=state.token)
+    except PreconditionFailed:
+        return False
+    return True
+
+
+def with_expiry(pointer: ChannelPointer, expires: str) -> ChannelPointer:
+    """The same version with a new expiry (publishing the build a channel already serves, with --expires)."""
+    return replace(pointer, expires=expires)
 
 
 def with_pin(pointer: ChannelPointer, pinned: bool, *, message: str | None = None) -> ChannelPointer:

@@ -200,10 +200,12 @@ def publish_cmd(
     verify_url: Annotated[Optional[list[str]], _opt("--verify-url", metavar="URL", help="After switching, fetch URL until it serves the new version; switch back if not in time. Repeatable.")] = None,
     layout: Annotated[Optional[str], _opt("--layout", metavar="LAYOUT", help="How the version is stored (docs/layout.md); default: what the channel's live version uses, else objects on a local target and tree on a bucket.")] = None,
     allow_older: Annotated[bool, typer.Option("--allow-older", help="Switch even if DIR was built from an older commit than the channel serves (refused by default, exit 3).")] = False,
+    expires: Annotated[Optional[str], _opt("--expires", metavar="AGE", help="Preview channels: expire this long from now (7d, 12h); prune then removes the channel.")] = None,
     *,
     inv: Invocation,
 ):
     """Publish DIR as a new immutable version and switch the channel to it."""
+    ttl = parse_duration(expires, where="--expires") if expires is not None else None
     if verify_url:
         inv.with_settings(verify_urls=tuple(verify_url))
     if layout:
@@ -212,7 +214,7 @@ def publish_cmd(
     try:
         result = atomicsite.publish(build_dir, channel=inv.settings.channel, promote=not no_promote, message=message,
                                     dry_run=dry_run, settings=inv.settings, events=progress.events(),
-                                    allow_older=allow_older)
+                                    allow_older=allow_older, expires=ttl)
     finally:
         progress.close()
     inv.show(result, report.publish_result)
@@ -328,7 +330,7 @@ def prune_cmd(
     *,
     inv: Invocation,
 ):
-    """Delete old versions (never one a channel points at) and stale partial uploads."""
+    """Remove expired preview channels, then delete old versions (never one a channel points at) and stale partial uploads."""
     result = atomicsite.prune(
         settings=inv.settings, keep=keep, force=force, dry_run=dry_run,
         older_than=parse_duration(older_than, where="--older-than") if older_than else None,

@@ -58,6 +58,7 @@ class Settings:
     channel_verify_urls: tuple[tuple[str, tuple[str, ...]], ...] = ()
     links: LinkSettings = field(default_factory=LinkSettings)  # the [links] table: the broken-reference gate
     serve: Any = None  # atomicsite.serve.config.ServeConfig from the [serve] table, validated at load
+    preview_url: Any = None  # atomicsite.previews.PreviewUrl: "https://{channel}.preview.example.com"
     config_file: str | None = None
 
     @property
@@ -118,12 +119,13 @@ _TOP_KEYS = {
     "target", "channel", "endpoint_url", "region", "profile", "addressing_style", "checksums", "project",
     "allow_unsafe_cas", "concurrency", "retries", "reuse_from", "ignore", "headers", "prune", "cloudfront",
     "verify_urls", "verify_timeout", "serve", "redirects", "website_redirects", "layout", "links", "channels",
+    "preview_url",
 }
 _ENV = {
     "TARGET": "target", "CHANNEL": "channel", "ENDPOINT_URL": "endpoint_url", "REGION": "region",
     "PROFILE": "profile", "ADDRESSING_STYLE": "addressing_style", "CHECKSUMS": "checksums",
     "PROJECT": "project", "ALLOW_UNSAFE_CAS": "allow_unsafe_cas", "CONCURRENCY": "concurrency",
-    "RETRIES": "retries", "LAYOUT": "layout",
+    "RETRIES": "retries", "LAYOUT": "layout", "PREVIEW_URL": "preview_url",
 }
 
 
@@ -296,6 +298,10 @@ def _apply(settings: Settings, values: Mapping[str, Any], source: _Source) -> Se
             per_channel = dict(out.get("channel_verify_urls", settings.channel_verify_urls))
             per_channel.update(_channels(value, where(key)))  # [channels.<name>] wins over the top level
             out["channel_verify_urls"] = _ordered(per_channel)
+        elif key == "preview_url":
+            from .previews import PreviewUrl
+
+            out[key] = PreviewUrl.parse(value, where=where(key))
         elif key == "verify_timeout":
             out[key] = parse_duration(value, where=where(key))
         elif key == "links":

@@ -4,7 +4,9 @@ The composite action (``action.yml`` at the repository root) hands its inputs ov
 environment variables, never by interpolating them into a script. This module turns them into one
 ``atomicsite`` command line, runs the real CLI as a subprocess with ``--json``, and reports back to
 the workflow: step outputs in ``$GITHUB_OUTPUT``, a Markdown table in ``$GITHUB_STEP_SUMMARY``, and on
-failure a ``::error::`` annotation and the CLI's own exit code. docs/github-action.md documents it.
+failure a ``::error::`` annotation and the CLI's own exit code. On pull request events it keeps one
+comment on the PR with the preview's URL and version (:mod:`atomicsite.pr_comment`).
+docs/github-action.md documents it.
 
 Example, outside Actions (outputs and summary are skipped when their files are not set)::
 
@@ -38,8 +40,14 @@ CLI_INPUTS = {
     "promote": "publish --no-promote when 'false'",
     "message": "--message",
     "version": "promote/pin VERSION, rollback --to",
+    "expires": "publish --expires",
     "args": "appended verbatim (shell-like quoting)",
     "allow-older": "publish/promote --allow-older when 'true'",
+}
+# Inputs this module uses itself, after the CLI ran (never passed to the CLI).
+COMMENT_INPUTS = {
+    "comment": "'false' turns off the pull request comment",
+    "github-token": "the token the comment is written with (default: the job's github.token)",
 }
 # Inputs that shape the step rather than the command line (used by action.yml itself).
 ACTION_ONLY_INPUTS = {
@@ -53,6 +61,7 @@ APPLIES_TO = {
     "version": {"promote", "pin", "rollback"},
     "message": {"publish", "promote", "pin", "unpin", "rollback"},
     "allow-older": {"publish", "promote"},
+    "expires": {"publish"},
 }
 EXIT_NAMES = {1: "error", 2: "usage", 3: "conflict", 4: "not found", 5: "integrity", 6: "access",
               7: "health check failed", 8: "broken references", 130: "interrupted"}
@@ -75,6 +84,8 @@ class GitHubContext:
     workflow: str = ""
     run_number: str = ""
     run_url: str = ""
+    repository: str = ""
+    api_url: str = "https://api.github.com"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GitHubContext:
@@ -91,7 +102,8 @@ class GitHubContext:
         return cls(event_name=env.get("GITHUB_EVENT_NAME", ""), event=event if isinstance(event, dict) else {},
                    ref=env.get("GITHUB_REF", ""), sha=env.get("GITHUB_SHA", ""),
                    workflow=env.get("GITHUB_WORKFLOW", ""), run_number=env.get("GITHUB_RUN_NUMBER", ""),
-                   run_url=run_url)
+                   run_url=run_url, repository=env.get("GITHUB_REPOSITORY", ""),
+                   api_url=env.get("GITHUB_API_URL") or "https://api.github.com")
 
     @property
     def pr_number(self) -> str | None:
@@ -139,7 +151,10 @@ class ActionInputs:
     promote: bool = True
     message: str = ""
     version: str = ""
+    expires: str = ""
     args: tuple[str, ...] = ()
+    comment: bool = True
+    github_token: str = ""
     warnings: tuple[str, ...] = ()
     allow_older: bool = False
 
@@ -161,16 +176,21 @@ class ActionInputs:
             raise UsageError(f"input 'args' cannot be split: {exc}", hint="Balance its quotes.") from None
         if command == "publish" and not get["build-dir"]:
             raise UsageError("input 'build-dir' is required to publish", hint="Set build-dir: to your build folder (e.g. dist).")
+        comment_text = env.get(env_name("comment"), "").strip().lower() or "true"
+        if comment_text not in ("true", "false"):
+            raise UsageError(f"input 'comment' is {comment_text!r}", hint="Use 'true' or 'false'.")
         if command in ("promote", "pin") and not get["version"]:
             raise UsageError(f"input 'version' is required to {command}", hint="Give an id, a 4+ character prefix, or 'previous'.")
         given = {"build-dir": bool(get["build-dir"]), "promote": promote_text == "false",
-                 "version": bool(get["version"]), "message": bool(get["message"]),
+                 "version": bool(get["version"]), "message": bool(get["message"]), "expires": bool(get["expires"]),
                  "allow-older": allow_older_text == "true"}
         warnings = tuple(f"input '{name}' is ignored by {command}" for name, on in given.items()
                          if on and command not in APPLIES_TO[name])
         return cls(command=command, build_dir=get["build-dir"], target=get["target"], channel=get["channel"],
                    promote=promote_text == "true", message=get["message"], version=get["version"],
-                   args=args, warnings=warnings, allow_older=allow_older_text == "true")
+                   expires=get["expires"], args=args, comment=comment_text == "true",
+                   github_token=env.get(env_name("github-token"), "").strip(), warnings=warnings,
+                   allow_older=allow_older_text == "true")
 
 
 def command_line(inputs: ActionInputs, ctx: GitHubContext) -> list[str]:
@@ -193,6 +213,8 @@ def command_line(inputs: ActionInputs, ctx: GitHubContext) -> list[str]:
             argv.append("--no-promote")
         if cmd in APPLIES_TO["allow-older"] and inputs.allow_older:
             argv.append("--allow-older")
+        if cmd == "publish" and inputs.expires:
+            argv += ["--expires", inputs.expires]
         if message:
             argv += ["--message", message]
     if inputs.target:
@@ -232,12 +254,13 @@ def step_outputs(command: str, channel: str, run: CliRun) -> dict[str, str]:
     """The action's outputs. ``live`` is whether the channel serves ``version`` when the step ends."""
     d = run.doc if isinstance(run.doc, dict) else {}
     out = {"channel": channel, "version": "", "previous-version": "", "live": "false", "switched": "false",
-           "exit-code": str(run.code), "json": json.dumps(run.doc, indent=2, sort_keys=True) if run.doc is not None else ""}
+           "url": "", "exit-code": str(run.code), "json": json.dumps(run.doc, indent=2, sort_keys=True) if run.doc is not None else ""}
     if run.code != 0:
         return out
     if command == "publish":
         out.update(version=d["version"], channel=d["channel"], **{"previous-version": d.get("live_before") or ""},
-                   live=_bool(d.get("live") == d["version"] and not d.get("dry_run")), switched=_bool(d.get("switched")))
+                   live=_bool(d.get("live") == d["version"] and not d.get("dry_run")), switched=_bool(d.get("switched")),
+                   url=d.get("url") or "")
     elif command == "channel-delete":
         out.update(version=d.get("version") or "", channel=d.get("deleted") or channel)
     else:
@@ -274,6 +297,8 @@ def summary_markdown(command: str, target: str, outputs: Mapping[str, str], run:
             state = "was planned (dry run: nothing was written)"
         else:
             state = "is live" if outputs["live"] == "true" else "is committed but not live"
+        if outputs.get("url"):
+            rows.append(("preview", _cell(outputs["url"])))
         rows += [("went live", f"{_yes(outputs['live'])} — {_cell(d.get('switch_reason') or d.get('switch'))}"),
                  ("files", f"{d['files']} ({human_bytes(d['bytes'])})")]
         for key, label in (("upload", "uploaded"), ("copy", "copied server-side"), ("skip", "skipped (already stored)")):
@@ -333,6 +358,39 @@ def verbatim(text: str) -> str:
     return f"::stop-commands::{token}\n{text.rstrip()}\n::{token}::"
 
 
+def pull_request_comment(inputs: ActionInputs, ctx: GitHubContext, outputs: Mapping[str, str], run: CliRun) -> str | None:
+    """Create or update the PR's preview comment; a one-line annotation to print, or None for "nothing to do".
+
+    Publish creates the comment or updates it; channel-delete (the PR closed) only updates one that
+    exists. Failures are warnings: the deploy itself succeeded.
+    """
+    from .pr_comment import CommentError, GitHubApi, marker, published_body, removed_body
+
+    d = run.doc if isinstance(run.doc, dict) else {}
+    if (not inputs.comment or not ctx.pr_number or run.code != 0 or d.get("dry_run")
+            or inputs.command not in ("publish", "channel-delete")
+            or (inputs.command == "channel-delete" and not d.get("deleted"))):  # nothing was deleted
+        return None
+    if not inputs.github_token or not ctx.repository:
+        return workflow_command("warning", "no github-token (or GITHUB_REPOSITORY): the pull request comment was skipped.")
+    api = GitHubApi(ctx.api_url, inputs.github_token, ctx.repository)
+    channel = outputs["channel"]
+    try:
+        if inputs.command == "publish":
+            body = published_body(channel=channel, version=outputs["version"], url=outputs.get("url") or None,
+                                  live=outputs["live"] == "true", reason=d.get("switch_reason"),
+                                  expires=d.get("expires"), sha=ctx.sha, run_url=ctx.run_url)
+            action, link = api.upsert(ctx.pr_number, marker(channel), body)
+        else:
+            body = removed_body(channel=channel, version=outputs["version"] or None, run_url=ctx.run_url)
+            action, link = api.upsert(ctx.pr_number, marker(channel), body, create=False)
+    except CommentError as exc:
+        return workflow_command("warning", str(exc), title="atomicsite: pull request comment not written")
+    if action == "none":
+        return None
+    return workflow_command("notice", f"{action} the preview comment on PR #{ctx.pr_number}: {link}".rstrip(": "))
+
+
 def main(env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     ctx = GitHubContext.from_env(env)
@@ -346,7 +404,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
     argv = command_line(inputs, ctx)
     # No secrets here: credentials stay in the environment. Escaped newlines keep it one log line.
     print("Running: " + shlex.join(["atomicsite", *argv]).replace("\r", "\\r").replace("\n", "\\n"), flush=True)
-    run = run_cli(argv, env)
+    run = run_cli(argv, {k: v for k, v in env.items() if k != env_name("github-token")})  # the CLI needs no token
     if run.stderr.strip():
         print(verbatim(run.stderr), flush=True)
     channel = argv[2] if inputs.command == "channel-delete" else argv[argv.index("--channel") + 1]
@@ -363,6 +421,9 @@ def main(env: Mapping[str, str] | None = None) -> int:
         print(workflow_command("error", run.error_line, title=title), flush=True)
     elif inputs.command == "publish" and outputs["live"] != "true" and run.doc.get("switch") in ("pinned", "no-promote"):
         print(workflow_command("notice", f"{outputs['version']} is committed but not live: {run.doc.get('switch_reason')}"), flush=True)
+    note = pull_request_comment(inputs, ctx, outputs, run)
+    if note:
+        print(note, flush=True)
     if env.get("GITHUB_OUTPUT"):
         write_outputs(env["GITHUB_OUTPUT"], outputs)
     if env.get("GITHUB_STEP_SUMMARY"):

@@ -1,5 +1,8 @@
 """Retention and garbage collection.
 
+Step 0, before anything below: remove expired preview channels (:mod:`atomicsite.previews`), so the
+versions only they served become ordinary candidates.
+
 ``prune`` keeps the N newest committed versions, every version a channel points at (current or
 previous, pinned or not) and every version a running command has claimed; with ``older_than`` only
 versions older than that go. Partial uploads (objects under ``v/`` with no manifest) go once they are
@@ -25,6 +28,7 @@ from .errors import IntegrityError, ObjectNotFound, UsageError
 from .layout import PROBES, VERSIONS, VERSION_RE, manifest_key, summary_key
 from .manifest import Manifest, parse_time
 from .pool import PoolPlan, plan_pool, still_unused
+from .previews import ExpiredChannels, remove_expired_channels
 from .stores.base import Store
 from .summaries import orphaned as orphaned_summaries
 from .targets import list_manifest_infos, opened, read_manifest
@@ -60,6 +64,7 @@ class PruneResult:
     deleted_objects: int = 0
     pool_deleted: int = 0  # unused pool objects collected
     pool_note: str = ""  # why the pool was left alone, if it was
+    expired_channels: ExpiredChannels | None = None  # step 0: expired preview channels removed (or left)
 
     @property
     def deleted_versions(self) -> list[str]:
@@ -68,13 +73,16 @@ class PruneResult:
     def to_dict(self) -> dict:
         return {**self.plan.to_dict(), "dry_run": self.dry_run, "deleted_versions": self.deleted_versions,
                 "deleted": self.deleted, "spared": self.spared, "deleted_objects": self.deleted_objects,
-                "pool_deleted": self.pool_deleted, "pool_note": self.pool_note}
+                "pool_deleted": self.pool_deleted, "pool_note": self.pool_note,
+                "expired_channels": self.expired_channels.to_dict() if self.expired_channels else None}
 
 
-def _protected(store: Store) -> dict[str, str]:
+def _protected(store: Store, gone: frozenset[str] = frozenset()) -> dict[str, str]:
     out = {}
     # a corrupt pointer stops prune (IntegrityError): we could not tell what it protects
     for name, state in read_all_pointers(store).items():
+        if name in gone:
+            continue  # a dry run's expired channel: the real run removes it first
         p = state.pointer
         out.setdefault(p.version, f"channel {name!r}" + (" (pinned)" if p.pinned else ""))
         if p.previous:
@@ -94,9 +102,9 @@ def _objects_by_version(store: Store) -> tuple[dict[str, list[str]], dict[str, d
 
 
 def plan_prune(store: Store, *, keep: int, older_than: float | None, grace: float,
-               now: datetime | None = None) -> tuple[PrunePlan, dict[str, list[str]]]:
+               now: datetime | None = None, gone: frozenset[str] = frozenset()) -> tuple[PrunePlan, dict[str, list[str]]]:
     now = now or datetime.now(timezone.utc)
-    protected = _protected(store)
+    protected = _protected(store, gone)
     claims = read_claims(store)
     for c in claims:
         if not c.expired:
@@ -173,8 +181,16 @@ def prune(target: str | Store | None = None, *, keep: int | None = None, older_t
         if keep < 1:
             raise UsageError("--keep must be at least 1.")
         grace = settings.prune.grace_seconds if grace is None else grace
-        plan, objects = plan_prune(store, keep=keep, older_than=older_than, grace=grace)
-        result = PruneResult(plan, dry_run)
+        # Step 0: expired preview channels go first (compare-and-delete), then versions as always. The
+        # plan is first made as if they were gone, so a run over the safety limit removes nothing at all.
+        expired = remove_expired_channels(store, dry_run=True)
+        plan, objects = plan_prune(store, keep=keep, older_than=older_than, grace=grace,
+                                   gone=frozenset(expired.removed))
+        over = len(plan.delete) + len(plan.orphans) > settings.prune.max_delete
+        if expired.removed and not dry_run and (force or not over):
+            expired = remove_expired_channels(store, on_removed=_edge_forgetter(settings))
+            plan, objects = plan_prune(store, keep=keep, older_than=older_than, grace=grace)  # as it is now
+        result = PruneResult(plan, dry_run, expired_channels=expired)
         total = len(plan.delete) + len(plan.orphans)
         plan.over_limit = total > settings.prune.max_delete
         if dry_run:
@@ -194,6 +210,19 @@ def prune(target: str | Store | None = None, *, keep: int | None = None, older_t
         finally:
             lease.release()
         return result
+
+
+def _edge_forgetter(settings: Settings):
+    """After an expired channel's pointer goes: delete its CloudFront edge key too (edge-key mode)."""
+    if not settings.cloudfront:
+        return None
+    from .cdn import remove_channel_from_cdn  # boto3 only when a CDN is configured
+
+    def forget(channel: str, version: str) -> str:
+        return "; ".join(f"{r.switcher}: {'ok' if r.ok else 'FAILED'} {r.detail}"
+                         for r in remove_channel_from_cdn(settings.cloudfront, channel, version))
+
+    return forget
 
 
 def _spared_meanwhile(store: Store, plan: PrunePlan) -> dict[str, str]:

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .channels import PointerState, read_pointer
+from .channels import PointerState, expiry_after, read_pointer, with_expiry, write_pointer
 from .claims import VersionClaim
 from .config import Settings
-from .errors import IntegrityError, PreconditionFailed
-from .layout import OBJECTS, POOL, TREE, check_channel, has_link_trees, manifest_key, sha_of_pool_key, version_prefix
+from .errors import IntegrityError, PreconditionFailed, UsageError
+from .layout import DEFAULT_CHANNEL, OBJECTS, POOL, TREE, check_channel, has_link_trees, manifest_key, sha_of_pool_key, version_prefix
 from .links import LinkReport, gate
 from .manifest import Manifest
 from .plan import COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_objects_plan, make_plan
@@ -42,6 +42,8 @@ class PublishResult:
     links: LinkReport | None = None  # the broken-reference gate's findings (warnings; errors in a dry run)
     ignored: tuple[str, ...] = ()  # build-dir paths left out by the ignore globs (dirs end in '/')
     order: OrderVerdict | None = None  # dry run: what the older-commit guard would say about the switch
+    url: str | None = None  # the channel's preview URL, from the preview_url template
+    expires: str | None = None  # when the channel expires (prune removes it after), if it does
 
     @property
     def version(self) -> str:
@@ -68,6 +70,7 @@ class PublishResult:
         d["older_guard"] = order.to_dict() if order else None
         if self.website is not None:
             d["website_redirects"] = self.website
+        d["url"], d["expires"] = self.url, self.expires
         if self.dry_run:
             d["actions"] = [a.to_dict() for a in self.plan.actions]
             d["ignored"] = list(self.ignored)
@@ -205,12 +208,14 @@ def publish(
     events: PublishEvents | None = None,
     layout: str | None = None,
     allow_older: bool = False,
+    expires: float | None = None,
 ) -> PublishResult:
     """Publish ``build_dir`` as a new immutable version, and switch the channel to it.
 
     A build of an older commit than the channel serves is committed but not switched
     (:class:`atomicsite.errors.OlderBuildRefused`, exit 3) unless ``allow_older=True``
     (atomicsite.commit_order); ``source`` is the provenance to record (default: detected from git / CI).
+    ``expires`` (seconds) makes a preview channel expire that long from now; ``prune`` then removes it.
 
     >>> result = publish("dist", "s3://my-bucket/site")          # doctest: +SKIP
     >>> result.version, result.switched
@@ -220,6 +225,7 @@ def publish(
     events = events or PublishEvents()
     with opened(target, settings) as (store, settings):
         channel = check_channel(channel or settings.channel)
+        expiry = _expiry(channel, expires)
         events.on_stage("scan")
         ignored: list[str] = []
         files, rules = scan_site(build_dir, settings, on_file=events.on_scan,  # rule errors stop it here
@@ -232,21 +238,25 @@ def publish(
 
         events.on_stage("plan")
         pointer = read_pointer(store, channel)
-        manifest = replace(manifest, layout=layout or settings.layout or _default_layout(store, pointer))
+        manifest = replace(manifest, layout=layout or settings.layout or _default_layout(store, pointer, settings))
         if dry_run or pointer.version == manifest.version:
             # A dry run only reads; a build the channel already serves is protected by the pointer itself.
             planned = _plan(store, settings, pointer, manifest, promote)
             if dry_run or planned.plan.committed:
                 events.on_plan(planned.plan)
+                kept = pointer
                 if not dry_run:
                     reconcile_live_link(store, channel)
+                    if expiry and pointer.pointer:  # the same build again still extends the preview
+                        kept = write_pointer(store, pointer, with_expiry(pointer.pointer, expiry))
                 order = None
                 if dry_run and planned.plan.switch == SWITCH:
                     order = judge_order(store, pointer, planned.plan.manifest)
                     if order.older and allow_older:
                         order = replace(order, allowed_by_flag=True)
-                return PublishResult(planned.plan, store.url, dry_run=dry_run, seconds=time.monotonic() - started,
-                                     links=links, ignored=tuple(ignored), order=order)
+                return _previewed(PublishResult(planned.plan, store.url, dry_run=dry_run,
+                                                seconds=time.monotonic() - started, links=links,
+                                                ignored=tuple(ignored), order=order), settings, channel, kept)
         # The claim keeps a concurrent prune away from this version from before we look at what is
         # stored until the pointer names it (atomicsite.claims).
         with VersionClaim(store, manifest.version, "publish", wait=settings.prune.wait_seconds,
@@ -272,10 +282,30 @@ def publish(
                 events.on_stage("switch")
                 claim.ensure_held()
                 result.outcome = switch_channel(store, settings, pointer, plan.manifest, action="publish",
-                                                message=message, guard=True, allow_older=allow_older)
+                                                message=message, guard=True, allow_older=allow_older,
+                                                expires=expiry)
         result.seconds = time.monotonic() - started
         result.retries = getattr(store, "retries", 0)
-        return result
+        return _previewed(result, settings, channel, pointer)
+
+
+def _expiry(channel: str, expires: float | None) -> str | None:
+    if expires is None:
+        return None
+    if channel == DEFAULT_CHANNEL:
+        raise UsageError("--expires is for preview channels; 'live' never expires.",
+                         hint="Publish to a preview channel (--channel pr-12 --expires 7d), or drop --expires.")
+    if expires <= 0:
+        raise UsageError("--expires must be a positive duration.", hint="e.g. --expires 7d")
+    return expiry_after(expires)
+
+
+def _previewed(result: PublishResult, settings: Settings, channel: str, before: PointerState) -> PublishResult:
+    """Fill in the preview URL and the expiry the channel now has (atomicsite.previews)."""
+    pointer = result.outcome.pointer if result.outcome else before.pointer
+    result.expires = pointer.expires if pointer else None
+    result.url = settings.preview_url.url_for(channel) if settings.preview_url else None
+    return result
 
 
 @dataclass(frozen=True)
@@ -285,10 +315,13 @@ class _Planned:
     corrupt_token: str | None
 
 
-def _default_layout(store: Store, pointer: PointerState) -> str:
+def _default_layout(store: Store, pointer: PointerState, settings: Settings) -> str:
     """An existing channel keeps the layout of the version it serves; a new one gets the objects layout
     on the local store (whose ``current`` is a hard-linked tree either way) and the tree layout on a
-    bucket, which any static host, CloudFront origin path or edge key can serve (docs/layout.md)."""
+    bucket, which any static host, CloudFront origin path or edge key can serve (docs/layout.md). With
+    CloudFront switching configured it is always tree: that is what the CDN serves."""
+    if settings.cloudfront:
+        return TREE
     if pointer.version:
         try:
             current = find_manifest(store, pointer.version)

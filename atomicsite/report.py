@@ -199,6 +199,10 @@ def publish_result(result: PublishResult) -> None:
         out.print(f"channel {plan.channel!r} already serves {plan.version}: nothing to switch")
     else:
         out.print(f"[yellow]not switched[/]: {escape(plan.switch_reason)}")
+    if result.url:
+        out.print(f"  preview   [bold]{escape(result.url)}[/]")
+    if result.expires:
+        out.print(f"  expires   {expiry_text(result.expires)}")
     if result.website:
         out.print(f"  s3 website redirects: {plural(len(result.website['objects']), 'object')}")
         for line in result.website["unsupported"]:
@@ -232,6 +236,21 @@ def _after(reports) -> None:
             out.print(f"    [yellow]at the edge[/]: {escape(note)}")
 
 
+def expiry_text(expires: str | None, pinned: bool = False) -> str:
+    """``2026-12-06 21:14 (in 6d)``, ``expired 2h ago``, or ``-`` for a channel that never expires."""
+    t = _parse(expires)
+    if t is None:
+        return "-"
+    if pinned:
+        return f"{local_time(expires)} (pinned: kept)"
+    seconds = (t - datetime.now(timezone.utc)).total_seconds()
+    if seconds <= 0:
+        return f"expired {age(expires)} (prune removes it)"
+    left = next(f"{int(seconds // size)}{unit}" for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+                if seconds >= size or unit == "s")
+    return f"{local_time(expires)} (in {left})"
+
+
 def serve_hint(target: str, channel: str = "live") -> None:
     if not target.startswith("file://"):
         return
@@ -260,6 +279,8 @@ def status(st) -> None:
     out.print(f"[bold]{st.channel}[/] @ {st.target}")
     out.print(f"  version   {p['version']}" + ("  [bold yellow]PINNED[/]" if p["pinned"] else ""))
     out.print(f"  previous  {p['previous'] or '-'}")
+    if p.get("expires"):
+        out.print(f"  expires   {expiry_text(p['expires'], p['pinned'])}")
     out.print(f"  switched  {local_time(p['updated'])} ({age(p['updated'])}) by {escape(p['by'])} ({p['action']})"
               + (f": {escape(p['message'])}" if p.get("message") else ""))
     out.print(f"  files     {plural(m['files'], 'file')} ({human_bytes(m['bytes'])}), built {local_time(m['created'])}")
@@ -343,6 +364,15 @@ def verify(result) -> None:
 
 def prune(result) -> None:
     plan = result.plan
+    channels = result.expired_channels
+    if channels and (channels.removed or channels.kept):
+        verb = "would remove" if result.dry_run else "removed"
+        for name, version in channels.removed.items():
+            out.print(f"expired channel {escape(name)!r} (served {version}): {verb}")
+            if name in channels.cdn:
+                out.print(f"  {escape(channels.cdn[name])}")
+        for name, why in channels.kept.items():
+            out.print(f"[yellow]expired channel {escape(name)!r}[/]: {escape(why)}")
     cells = []
     for v in plan.delete + plan.orphans + plan.keep + plan.young_orphans:
         if v in result.spared:
@@ -365,8 +395,10 @@ def prune(result) -> None:
 
 
 def channels(pointers) -> None:
-    cells = [(p.channel, p.version, "yes" if p.pinned else "", age(p.updated), p.by) for p in pointers]
-    _print_grid(grid("channels", ["channel", "version", "pinned", "updated", "by"], cells, flexible={0, 4}))
+    cells = [(p.channel, p.version, "yes" if p.pinned else "", age(p.updated), expiry_text(p.expires, p.pinned), p.by)
+             for p in pointers]
+    _print_grid(grid("channels", ["channel", "version", "pinned", "updated", "expires", "by"], cells,
+                     flexible={0, 4, 5}))
 
 
 def channel_deleted(d) -> None:

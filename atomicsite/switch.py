@@ -123,7 +123,7 @@ def judge_order(store: Store, state: PointerState, manifest: Manifest) -> OrderV
 def switch_channel(store: Store, settings: Settings, state: PointerState, manifest: Manifest, *, action: str,
                    message: str | None = None, pinned: bool | None = None,
                    verify_urls: tuple[str, ...] | None = None, guard: bool = False,
-                   allow_older: bool = False) -> SwitchOutcome:
+                   allow_older: bool = False, expires: str | None = None) -> SwitchOutcome:
     """CAS the pointer to ``manifest.version``, run switchers, health-check and switch back on failure.
 
     The caller holds a claim on the version (:class:`atomicsite.claims.VersionClaim`), so no prune
@@ -153,7 +153,7 @@ def switch_channel(store: Store, settings: Settings, state: PointerState, manife
         order = commit_order.enforce(judge_order(store, state, manifest), channel=state.channel,
                                      live_version=state.version, new_version=manifest.version, action=action,
                                      allow_older=allow_older)
-    new = next_pointer(state, manifest.version, action=action, message=message, pinned=pinned)
+    new = next_pointer(state, manifest.version, action=action, message=message, pinned=pinned, expires=expires)
     after = write_pointer(store, state, new)
     if after.pointer != new:  # another command switched the channel to this very version first
         return SwitchOutcome(state.channel, after.pointer, state.version, False, order=order,
@@ -337,7 +337,7 @@ def delete_channel(name: str, target: str | Store | None = None, *, settings: Se
     check_channel(name)
     if name == DEFAULT_CHANNEL:
         raise UsageError("refusing to delete the 'live' channel.", hint="Use 'atomicsite pin' or 'rollback' to change what it serves.")
-    with opened(target, settings) as (store, _):
+    with opened(target, settings) as (store, settings):
         state = read_pointer(store, name)
         if not state.pointer:
             raise ChannelNotFound(f"channel {name!r} does not exist in {store.url}.", hint="See 'atomicsite channel list'.")
@@ -359,7 +359,21 @@ def delete_channel(name: str, target: str | Store | None = None, *, settings: Se
                 ) from None
             note = "it was already gone (deleted by a retry of this command or by someone else)"
         store.delete_many([SWITCHERS_RECORD.format(channel=name)])
+        _forget_at_the_edge(settings, name, state.pointer.version)
         return ChannelDeleted(name, state.pointer, conditional, note)
+
+
+def _forget_at_the_edge(settings: Settings, channel: str, version: str) -> None:
+    """Edge-key CloudFront: delete the removed channel's key, so its preview host stops serving it."""
+    if not settings.cloudfront:
+        return
+    from .cdn import remove_channel_from_cdn  # boto3 only when a CDN is configured
+
+    failed = [r for r in remove_channel_from_cdn(settings.cloudfront, channel, version) if not r.ok]
+    if failed:
+        raise StoreError(f"channel {channel!r} was deleted, but {failed[0].detail}",
+                         hint=f"Delete the key by hand (aws cloudfront-keyvaluestore delete-key) or run "
+                              f"'atomicsite channel delete {channel}' again after publishing it once more.")
 
 
 def switcher_record(store: Store, channel: str) -> dict | None:

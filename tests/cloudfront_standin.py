@@ -16,6 +16,7 @@ the ETag, and a write with a stale ``If-Match`` fails (412 PreconditionFailed / 
     GET  /key-value-stores/{arn}                       DescribeKeyValueStore
     GET  /key-value-stores/{arn}/keys/{key}            GetKey
     PUT  /key-value-stores/{arn}/keys/{key}            PutKey (If-Match)
+    DELETE /key-value-stores/{arn}/keys/{key}          DeleteKey (If-Match; 404 for a missing key)
 
 Faults for tests: :meth:`race_next` changes a resource's ETag right after the next read of it (a
 concurrent writer), :meth:`fail_next` answers the next matching request with a 5xx, optionally after
@@ -312,6 +313,14 @@ class _Handler(BaseHTTPRequestHandler):
                 if self._if_match() != store["etag"]:
                     return self._json_err(409, "ConflictException", "the store changed: stale If-Match")
                 store["items"][key] = json.loads(body)["Value"]
+                store["etag"] = _etag()
+                return 200, {"ETag": store["etag"], "Content-Type": "application/json"}, json.dumps(counts).encode()
+            if self.command == "DELETE":
+                if self._if_match() != store["etag"]:
+                    return self._json_err(409, "ConflictException", "the store changed: stale If-Match")
+                if key not in store["items"]:
+                    return self._json_err(404, "ResourceNotFoundException", f"key {key} not found")
+                del store["items"][key]
                 store["etag"] = _etag()
                 return 200, {"ETag": store["etag"], "Content-Type": "application/json"}, json.dumps(counts).encode()
         return self._json_err(404, "ResourceNotFoundException", f"stand-in has no route for {self.command} {self.path}")

@@ -26,5 +26,5 @@ def layout(request, monkeypatch):
     import importlib
 
     module = importlib.import_module("atomicsite.publish")  # the module, not the function the package exports
-    monkeypatch.setattr(module, "_default_layout", lambda store, pointer: request.param)
+    monkeypatch.setattr(module, "_default_layout", lambda *args: request.param)
     return request.param

@@ -1,6 +1,6 @@
 // Runs a generated CloudFront Function under Node with a stub of the 'cloudfront' module.
 //
-//   node tests/edge_harness.mjs <function.js>   < {"cases": [{"uri": "/", "kvs": {"atomicsite:live": "…"}}]}
+//   node tests/edge_harness.mjs <function.js>   < {"cases": [{"uri": "/", "kvs": {"atomicsite:live": "…"}, "headers": {…}}]}
 //
 // Prints a JSON list, one entry per case: {uri, ok, result | error, reads}, where `reads` are the keys
 // the function asked the store for. The function file is copied next to a node_modules/cloudfront
@@ -48,7 +48,7 @@ try {
       version: '1.0',
       context: { eventType: 'viewer-request' },
       viewer: { ip: '192.0.2.1' },
-      request: { method: 'GET', uri: c.uri, querystring: { q: { value: '1' } }, headers: {}, cookies: {} },
+      request: { method: 'GET', uri: c.uri, querystring: { q: { value: '1' } }, headers: c.headers || {}, cookies: {} },
     };
     try {
       results.push({ uri: c.uri, ok: true, result: await handler(event), reads: globalThis.__kvsReads });

@@ -30,6 +30,7 @@ import atomicsite
 from atomicsite import github_action as ga
 from atomicsite.cli import app
 
+from .github_standin import TOKEN, Server
 from .helpers import site
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,8 +103,16 @@ def this_python(path: Path) -> None:
 
 
 @pytest.fixture
-def gh(tmp_path):
-    """A workspace, a runner temp dir with the action's virtualenv already there, and GITHUB_* variables."""
+def github_api():
+    """Our stand-in for the GitHub REST API's issue comment endpoints (tests/github_standin.py)."""
+    with Server() as api:
+        yield api
+
+
+@pytest.fixture
+def gh(tmp_path, github_api):
+    """A workspace, a runner temp dir with the action's virtualenv already there, and GITHUB_* variables
+    (GITHUB_API_URL pointing at the stand-in, and the job token it accepts)."""
     workspace, runner_temp, bindir = tmp_path / "workspace", tmp_path / "runner", tmp_path / "bin"
     for d in (workspace, runner_temp, bindir):
         d.mkdir()
@@ -122,9 +131,9 @@ def gh(tmp_path):
         "GITHUB_SERVER_URL": "https://github.com", "GITHUB_RUN_ID": RUN_ID, "GITHUB_RUN_NUMBER": "17",
         "GITHUB_WORKFLOW": "Deploy site", "GITHUB_WORKSPACE": str(workspace), "RUNNER_TEMP": str(runner_temp),
         "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567", "GITHUB_REF": "refs/heads/main",
-        "GITHUB_EVENT_NAME": "push",
+        "GITHUB_EVENT_NAME": "push", "GITHUB_API_URL": github_api.url,
     }
-    return Runner(env=env, workspace=workspace, tmp=tmp_path)
+    return Runner(env=env, workspace=workspace, tmp=tmp_path, api=github_api)
 
 
 @dataclass
@@ -132,6 +141,7 @@ class Runner:
     env: dict
     workspace: Path
     tmp: Path
+    api: object = None
     runs: int = 0
 
     def event(self, name: str, payload: dict, **env) -> None:
@@ -144,8 +154,10 @@ class Runner:
         given = {k.replace("_", "-"): v for k, v in inputs.items()}
         unknown = set(given) - set(ACTION["inputs"])
         assert not unknown, f"not inputs of action.yml: {unknown}"
-        values = {name: given.get(name, spec.get("default", "")) for name, spec in ACTION["inputs"].items()}
-        context = {"inputs": values, "github": {"action_path": str(ROOT)}, "steps": {}}
+        github = {"action_path": str(ROOT), "token": TOKEN}  # the job's github.token
+        values = {name: given.get(name, evaluate(spec.get("default", ""), {"github": github}))
+                  for name, spec in ACTION["inputs"].items()}
+        context = {"inputs": values, "github": github, "steps": {}}
         code, log, summaries = 0, [], []
         for i, step in enumerate(ACTION["runs"]["steps"]):
             if "uses" in step:
@@ -207,7 +219,7 @@ def test_publish_on_push_sets_outputs_summary_and_records_the_source(gh, tmp_pat
     assert first.outputs["version"] == st.pointer["version"]
     assert first.outputs | {"json": ""} == {
         "version": st.pointer["version"], "previous-version": "", "channel": "live", "live": "true",
-        "switched": "true", "exit-code": "0", "json": ""}
+        "switched": "true", "url": "", "exit-code": "0", "json": ""}
     assert json.loads(first.outputs["json"])["upload"] == {"files": 10, "bytes": st.manifest["bytes"]}
     assert st.manifest["source"] == {
         "commit": gh.env["GITHUB_SHA"], "ref": "refs/heads/main", "repository": "acme/site",
@@ -258,7 +270,7 @@ def test_pull_request_previews_publish_to_pr_channel_and_cleanup_deletes_it(gh, 
     assert cleanup.code == 0, cleanup.log
     assert cleanup.outputs | {"json": ""} == {
         "version": preview.outputs["version"], "previous-version": "", "channel": "pr-7", "live": "false",
-        "switched": "false", "exit-code": "0", "json": ""}
+        "switched": "false", "url": "", "exit-code": "0", "json": ""}
     assert [c.channel for c in atomicsite.list_channels(str(target))] == ["live"]
     assert "Deleted channel `pr-7`" in cleanup.summary
 
@@ -266,6 +278,90 @@ def test_pull_request_previews_publish_to_pr_channel_and_cleanup_deletes_it(gh, 
     assert twice.code == 0 and twice.outputs["version"] == ""
     assert twice.annotations("notice") == ["::notice::channel 'pr-7' does not exist: nothing to delete."]
     assert "did not exist: nothing to delete" in twice.summary
+
+
+def pr_event(gh, number: int, action: str = "synchronize") -> None:
+    gh.event("pull_request", {"action": action, "number": number, "pull_request": {"number": number, "title": "t"}},
+             GITHUB_REF=f"refs/pull/{number}/merge")
+
+
+def test_the_pull_request_gets_one_preview_comment_updated_on_each_push_and_on_close(gh, tmp_path):
+    (gh.workspace / "atomicsite.toml").write_text('preview_url = "https://{channel}.preview.example.com"\n')
+    build, target = site(tmp_path), tmp_path / "target"
+    for i in range(140):  # other people's comments: ours lands on the second page of 100
+        gh.api.add(7, f"looks good {i}")
+    pr_event(gh, 7, "opened")
+
+    first = gh(build_dir=str(build), target=str(target), expires="7d")
+    assert first.code == 0, first.log
+    assert first.outputs["url"] == "https://pr-7.preview.example.com"
+    ours = [c for c in gh.api.comments[7] if c["body"].startswith("<!-- atomicsite-preview:pr-7 -->")]
+    assert len(ours) == 1 and ours[0]["user"]["login"] == "github-actions[bot]"
+    body = ours[0]["body"]
+    assert "**Preview:** https://pr-7.preview.example.com" in body
+    assert f"| version | `{first.outputs['version']}` |" in body and "| commit | `0123456789ab` |" in body
+    assert "| expires |" in body and f"actions/runs/{RUN_ID}" in body
+    assert [(m, p) for m, p in gh.api.calls()] == [
+        ("GET", "/repos/acme/site/issues/7/comments"), ("GET", "/repos/acme/site/issues/7/comments"),
+        ("POST", "/repos/acme/site/issues/7/comments")]
+    assert [r.query.get("page", ["1"]) for r in gh.api.requests[:2]] == [["1"], ["2"]]
+    assert any(line.startswith("::notice::created the preview comment on PR #7: https://github.com/")
+               for line in first.log.splitlines())
+    assert "| preview | https://pr-7.preview.example.com |" in first.summary
+
+    (build / "index.html").write_text("<h1>second push</h1>")
+    gh.api.requests.clear()
+    second = gh(build_dir=str(build), target=str(target), expires="7d")
+    assert second.code == 0, second.log
+    assert [m for m, _ in gh.api.calls()] == ["GET", "GET", "PATCH"]
+    assert gh.api.requests[-1].path == f"/repos/acme/site/issues/comments/{ours[0]['id']}"
+    assert gh.api.requests[-1].body == {"body": ours[0]["body"]}
+    assert len([c for c in gh.api.comments[7] if "atomicsite-preview" in c["body"]]) == 1
+    assert f"`{second.outputs['version']}`" in ours[0]["body"] != body
+    assert len(gh.api.comments[7]) == 141  # nobody else's comment was touched or added
+
+    pr_event(gh, 7, "closed")
+    closed = gh(command="channel-delete", target=str(target))
+    assert closed.code == 0, closed.log
+    assert "was deleted when this pull request closed" in ours[0]["body"]
+    assert f"(it served `{second.outputs['version']}`)" in ours[0]["body"]
+
+    for r in gh.api.requests:  # every request as GitHub's REST docs ask for it
+        h = {k.lower(): v for k, v in r.headers.items()}
+        assert h["authorization"] == f"Bearer {TOKEN}" and h["accept"] == "application/vnd.github+json"
+        assert h["x-github-api-version"] == "2022-11-28" and h["user-agent"]
+        if r.method != "GET":
+            assert h["content-type"] == "application/json" and set(r.body) == {"body"}
+    for run in (first, second, closed):
+        assert TOKEN not in run.log + run.summary + json.dumps(run.outputs) + json.dumps(run.steps)
+
+
+def test_closing_a_pr_that_has_no_comment_posts_none(gh, tmp_path):
+    target = tmp_path / "target"
+    atomicsite.publish(site(tmp_path), str(target), channel="pr-3")
+    pr_event(gh, 3, "closed")
+    closed = gh(command="channel-delete", target=str(target))
+    assert closed.code == 0, closed.log
+    assert [m for m, _ in gh.api.calls()] == ["GET"] and 3 not in gh.api.comments
+
+
+def test_a_comment_github_refuses_is_a_warning_and_the_deploy_still_succeeds(gh, tmp_path):
+    gh.api.fail_with = 403  # the job has no pull-requests: write
+    pr_event(gh, 4)
+    result = gh(build_dir=str(site(tmp_path)), target=str(tmp_path / "target"))
+    assert result.code == 0 and result.outputs["live"] == "true", result.log
+    [warning] = result.annotations("warning")
+    assert "HTTP 403" in warning and "pull-requests: write" in warning
+
+
+def test_no_comment_outside_pull_requests_or_when_turned_off(gh, tmp_path):
+    build, target = site(tmp_path), tmp_path / "target"
+    assert gh(build_dir=str(build), target=str(target)).code == 0  # a push
+    pr_event(gh, 5)
+    assert gh(build_dir=str(build), target=str(target), comment="false").code == 0
+    assert gh(build_dir=str(build), target=str(target), args="--dry-run").code == 0
+    assert gh.api.requests == []
+    assert gh(build_dir=str(build), target=str(target), comment="maybe").code == 2
 
 
 def test_rollback_pin_promote_from_a_dispatch_job(gh, tmp_path):
@@ -423,10 +519,10 @@ def parse_cli(argv: list[str]) -> tuple[list[str], dict]:
 # Each command with every input it uses set, and where each value must land in the parsed CLI.
 SCENARIOS = [
     ("publish", {"build-dir": "web/dist", "target": "s3://b/site", "channel": "pr-7", "promote": "false",
-                 "message": "two words", "args": "--concurrency 3 --verify-url 'https://x.test/a b'",
+                 "message": "two words", "expires": "7d", "args": "--concurrency 3 --verify-url 'https://x.test/a b'",
                  "allow-older": "true"},
      ["publish"], {"build_dir": Path("web/dist"), "target": "s3://b/site", "channel": "pr-7", "no_promote": True,
-                   "message": "two words", "concurrency": 3, "verify_url": ["https://x.test/a b"],
+                   "message": "two words", "expires": "7d", "concurrency": 3, "verify_url": ["https://x.test/a b"],
                    "allow_older": True}),
     ("promote", {"version": "3f9a1c2b", "target": "gs://b/p", "channel": "staging", "message": "m", "args": "--repair",
                  "allow-older": "true"},
@@ -450,15 +546,17 @@ def test_every_input_lands_on_a_real_cli_option(command, inputs, path, expected)
 
 def test_every_action_input_is_mapped_and_every_mapped_input_is_tested():
     inputs = set(ACTION["inputs"])
-    assert inputs == set(ga.CLI_INPUTS) | set(ga.ACTION_ONLY_INPUTS)
+    assert inputs == set(ga.CLI_INPUTS) | set(ga.ACTION_ONLY_INPUTS) | set(ga.COMMENT_INPUTS)
     assert not set(ga.CLI_INPUTS) & set(ga.ACTION_ONLY_INPUTS)
+    assert not (set(ga.CLI_INPUTS) | set(ga.ACTION_ONLY_INPUTS)) & set(ga.COMMENT_INPUTS)
     tested = {"command"} | {name for _, given, _, _ in SCENARIOS for name in given}
     assert tested == set(ga.CLI_INPUTS)
     assert {s[0] for s in SCENARIOS} == set(ga.COMMANDS)
     assert ACTION["inputs"]["command"]["default"] == "publish"
     [run_step] = [s for s in ACTION["runs"]["steps"] if s.get("id") == "run"]
     passed = {k: v for k, v in run_step["env"].items() if k.startswith("INPUT_")}
-    assert passed == {ga.env_name(name): f"${{{{ inputs.{name} }}}}" for name in ga.CLI_INPUTS}
+    assert passed == {ga.env_name(name): f"${{{{ inputs.{name} }}}}" for name in [*ga.CLI_INPUTS, *ga.COMMENT_INPUTS]}
+    assert ACTION["inputs"]["github-token"]["default"] == "${{ github.token }}"
     text = (ROOT / "action.yml").read_text()
     for name in ga.ACTION_ONLY_INPUTS:  # used by action.yml itself, not by the module
         assert f"inputs.{name}" in text
@@ -531,7 +629,9 @@ def test_example_workflows_serialise_writers_of_one_channel():
     for wf in WORKFLOWS:
         doc = load_workflow(wf)
         assert doc["concurrency"]["cancel-in-progress"] is False, wf.name
-        assert doc["permissions"] == {"contents": "read", "id-token": "write"}, wf.name
+        # preview.yml also writes the pull request comment (issue comments need pull-requests: write)
+        extra = {"pull-requests": "write"} if wf.name == "preview.yml" else {}
+        assert doc["permissions"] == {"contents": "read", "id-token": "write", **extra}, wf.name
         groups[wf.name] = doc["concurrency"]["group"]
     assert groups["deploy.yml"] == groups["deploy-gcs.yml"] == "atomicsite-live"
     assert evaluate(groups["rollback.yml"], {"inputs": {"channel": "live"}}) == "atomicsite-live"

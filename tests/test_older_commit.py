@@ -29,7 +29,7 @@ from atomicsite.errors import EXIT_CONFLICT, OlderBuildRefused
 from atomicsite.targets import detect_source, find_manifest, list_manifest_infos
 
 from .helpers import SETTINGS
-from .test_github_action import DOC, gh  # noqa: F401 - gh: the local runner for action.yml
+from .test_github_action import DOC, gh, github_api  # noqa: F401 - gh (and its github_api): the local runner for action.yml
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 

@@ -30,6 +30,7 @@ from atomicsite.errors import (  # noqa: E402
     StoreError,
     TransientStoreError,
     UnsafeStoreError,
+    UnsupportedCondition,
     UsageError,
 )
 from atomicsite.retry import RetryingStore, RetryPolicy  # noqa: E402
@@ -359,6 +360,30 @@ def test_a_server_ignoring_only_if_match_is_refused(make_store):
     ignore_conditions(store.client, "IfMatch")
     with pytest.raises(UnsafeStoreError):
         store.put("_atomicsite/channels/live.json", b"{}", mode=IfMatch('"abc"'))
+
+
+def test_a_server_ignoring_if_match_on_delete_is_refused(make_store):
+    store = make_store()
+    info = store.put("_atomicsite/channels/pr-1.json", b"{}")
+    store.client.meta.events.register("before-parameter-build.s3.DeleteObject",
+                                      lambda params, **_: params.pop("IfMatch", None))
+    with pytest.raises(UnsupportedCondition) as caught:
+        store.delete("_atomicsite/channels/pr-1.json", if_match=info.token)
+    assert "does not honour If-Match on deletes" in one_line(caught.value)
+    assert store.get("_atomicsite/channels/pr-1.json").data == b"{}"  # refused before deleting anything
+    assert list(store.list("_atomicsite/probe/")) == []
+
+
+def test_conditional_delete_sends_if_match_and_probes_once(make_store):
+    store = make_store()
+    deletes = Calls(store.client, operation="DeleteObject")
+    for i in range(3):
+        info = store.put(f"_atomicsite/channels/pr-{i}.json", b"{}")
+        store.delete(f"_atomicsite/channels/pr-{i}.json", if_match=info.token)
+    mine = [p for p in deletes.params if "/_atomicsite/channels/" in p["Key"]]
+    assert [p["IfMatch"] for p in mine] and all(p["IfMatch"].startswith('"') for p in mine)
+    probes = [p for p in deletes.params if "/_atomicsite/probe/" in p["Key"]]
+    assert len(probes) == 2  # the wrong If-Match (refused), then the clean-up
 
 
 def test_the_probe_runs_once_per_endpoint_and_bucket(make_store, s3_admin, s3_options):

@@ -46,6 +46,21 @@ def switchers_from_settings(settings: CloudFrontSettings | Mapping[str, Any],
     return switchers
 
 
+def remove_channel_from_cdn(settings: CloudFrontSettings | None, channel: str, version: str,
+                            client_factory: ClientFactory | None = None) -> list[SwitchReport]:
+    """A channel was deleted: in edge-key mode delete its KeyValueStore key (while it still holds
+    ``version``), so a preview host stops serving it. Failures come back as reports with ok=False."""
+    from ..errors import AtomicsiteError
+
+    if settings is None or settings.mode != "edge-key":
+        return []  # origin-path: a distribution serves one configured channel, nothing keyed by channel
+    switcher = EdgeKeySwitcher(settings, client_factory or boto3_client_factory(settings))
+    try:
+        return [switcher.remove(channel, version)]
+    except AtomicsiteError as exc:
+        return [SwitchReport(switcher.name, False, f"KeyValueStore key {settings.kvs_key(channel)!r} not deleted: {exc}")]
+
+
 def cloudfront_function(target: str | None = None, *, settings=None, channel: str | None = None,
                         deploy: bool = False) -> dict:
     """The function's JavaScript for the target's prefix and channel; with ``deploy``, create/update and publish it.
@@ -70,8 +85,11 @@ def cloudfront_function(target: str | None = None, *, settings=None, channel: st
     cf = settings.cloudfront
     key = cf.kvs_key(channel) if cf else f"{CloudFrontSettings.kvs_key_prefix}{channel}"
     routes_prefix = cf.routes_key_prefix if cf else f"{CloudFrontSettings.kvs_key_prefix}routes:"
-    code = cloudfront_function_code(key, prefix, routes_prefix)
-    result = {"channel": channel, "kvs_key": key, "root_prefix": prefix, "code": code}
+    key_prefix = cf.kvs_key_prefix if cf else CloudFrontSettings.kvs_key_prefix
+    preview_host = _preview_host(settings.preview_url)
+    code = cloudfront_function_code(key, prefix, routes_prefix, preview_host=preview_host, key_prefix=key_prefix)
+    result = {"channel": channel, "kvs_key": key, "root_prefix": prefix, "code": code,
+              "preview_host": preview_host}
     if deploy:
         if not cf or not cf.kvs_arn:
             raise ConfigError("--deploy needs cloudfront.kvs_arn in the config",
@@ -82,9 +100,19 @@ def cloudfront_function(target: str | None = None, *, settings=None, channel: st
     return result
 
 
+def _preview_host(preview_url) -> str | None:
+    """The Host pattern of the ``preview_url`` setting, when its ``{channel}`` is in the host name."""
+    if preview_url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    host = urlsplit(preview_url.template).netloc.rpartition("@")[2].partition(":")[0]
+    return host if "{channel}" in host else None  # a path-style template cannot be routed by Host
+
+
 __all__ = [
     "CloudFrontSettings", "EdgeKeySwitcher", "FunctionDeployment", "InvalidationSwitcher", "OriginPathSwitcher",
     "SwitchContext", "SwitchReport", "Switcher", "boto3_client_factory", "cloudfront_function",
     "cloudfront_function_code", "deploy_cloudfront_function", "encode_invalidation_path", "invalidation_paths",
-    "origin_path", "site_root", "switchers_from_settings",
+    "origin_path", "remove_channel_from_cdn", "site_root", "switchers_from_settings",
 ]

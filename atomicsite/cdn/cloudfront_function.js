@@ -14,12 +14,17 @@
 //      /docs            -> 301 to /docs/ (query kept), so the page's relative links resolve
 // The URI is kept percent-encoded as CloudFront passes it. If the version key is missing or does not
 // hold a version id, the viewer gets an uncached 503 (never another version, never an exception).
+// Host <PREVIEW_PRE><channel><PREVIEW_POST> reads key <KEY_PREFIX><channel> (previews; none: 404).
 import cf from 'cloudfront';
 
 const kvsHandle = cf.kvs();
 const KVS_KEY = "__ATOMICSITE_KVS_KEY__";
 const ROUTES_PREFIX = "__ATOMICSITE_ROUTES_PREFIX__";
 const SITE_ROOT = "__ATOMICSITE_SITE_ROOT__";
+const KEY_PREFIX = "__ATOMICSITE_KEY_PREFIX__";
+const PREVIEW_PRE = "__ATOMICSITE_PREVIEW_PRE__";
+const PREVIEW_POST = "__ATOMICSITE_PREVIEW_POST__";
+const CHANNEL_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const VERSION_RE = /^[0-9a-f]{16,64}$/;
 const DOT_SEGMENTS = ['.', '..', '%2e', '%2e%2e', '.%2e', '%2e.'];
 const NAME_RE = /^:([A-Za-z_][A-Za-z0-9_]*)$/;
@@ -184,12 +189,29 @@ function shadowed(rule, uri, decoded, routes) {
     routes.e.indexOf(decoded) !== -1;
 }
 
+function previewChannel(request) {
+  if (PREVIEW_POST === null) {
+    return null;
+  }
+  const host = ((request.headers.host || {}).value || '').toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '');
+  if (host.length <= PREVIEW_PRE.length + PREVIEW_POST.length || !host.startsWith(PREVIEW_PRE) ||
+      !host.endsWith(PREVIEW_POST)) {
+    return null;
+  }
+  const channel = host.slice(PREVIEW_PRE.length, host.length - PREVIEW_POST.length);
+  return CHANNEL_RE.test(channel) ? channel : null;
+}
+
 async function handler(event) {
   const request = event.request;
+  const preview = previewChannel(request);
   let version;
   try {
-    version = await kvsHandle.get(KVS_KEY);
+    version = await kvsHandle.get(preview === null ? KVS_KEY : KEY_PREFIX + preview);
   } catch (err) {
+    if (preview !== null) {
+      return plain(404, 'Not Found', 'No preview named ' + preview + ' (it may have expired or been deleted).');
+    }
     return plain(503, 'Service Unavailable', 'No live version is set for this site yet.');
   }
   if (typeof version !== 'string' || !VERSION_RE.test(version)) {

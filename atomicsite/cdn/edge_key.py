@@ -44,6 +44,32 @@ class EdgeKeySwitcher:
                              "previous_value": before, "changed": before != ctx.version, "etag": etag,
                              "routes_keys": [k for k, _ in items[:-1]], "edge_notes": list(routes.notes)})
 
+    def remove(self, channel: str, version: str) -> SwitchReport:
+        """The channel was deleted (``channel delete``, or prune removed it as expired): delete its key,
+        so a preview host stops serving it. Only while the key still holds ``version``, the version the
+        removed pointer named; the store's ETag, read before that check, makes the delete conditional."""
+        key = self.settings.kvs_key(channel)
+        arn, client = self.settings.kvs_arn, self._factory(KVS_SERVICE)
+
+        def delete() -> str:
+            etag = _call("cloudfront-keyvaluestore:DescribeKeyValueStore", arn, client.describe_key_value_store,
+                         KvsARN=arn)["ETag"]
+            try:
+                value = _call("cloudfront-keyvaluestore:GetKey", arn, client.get_key, KvsARN=arn, Key=key)["Value"]
+            except NotFound:
+                return "was not set"
+            if value != version:
+                return f"left: it holds {value}, not {version} (the channel was published again)"
+            try:
+                _call("cloudfront-keyvaluestore:DeleteKey", arn, client.delete_key, KvsARN=arn, Key=key, IfMatch=etag)
+            except NotFound:
+                return "was not set"
+            return "deleted"
+
+        outcome = self._retry.call(delete)
+        return SwitchReport(self.name, True, f"KeyValueStore key {key!r} {outcome}",
+                            {"kvs_arn": arn, "key": key, "removed": outcome == "deleted"})
+
     def _put(self, items: list[tuple[str, str]]) -> tuple[str | None, str]:
         """Write each (key, value) not already there, in order; the last one's previous value and the ETag."""
         arn, client = self.settings.kvs_arn, self._factory(KVS_SERVICE)

@@ -4,6 +4,7 @@ and creating/updating/publishing it."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -17,23 +18,50 @@ _TEMPLATE = ("cdn", "cloudfront_function.js")
 _KEY_SLOT = '"__ATOMICSITE_KVS_KEY__"'
 _ROOT_SLOT = '"__ATOMICSITE_SITE_ROOT__"'
 _ROUTES_SLOT = '"__ATOMICSITE_ROUTES_PREFIX__"'
+_KEY_PREFIX_SLOT = '"__ATOMICSITE_KEY_PREFIX__"'
+_PRE_SLOT = '"__ATOMICSITE_PREVIEW_PRE__"'
+_POST_SLOT = '"__ATOMICSITE_PREVIEW_POST__"'
+_LABEL_RE = re.compile(r"^[a-z0-9.-]*$")
 FUNCTION_SIZE_LIMIT = 10 * 1024  # bytes: CloudFront Functions' maximum code size
 
 
-def cloudfront_function_code(kvs_key: str, root_prefix: str, routes_prefix: str = "atomicsite:routes:") -> str:
+def preview_host_parts(host_pattern: str | None) -> tuple[str, str] | None:
+    """``"{channel}.preview.example.com"`` → ``("", ".preview.example.com")``: the Host around the channel.
+
+    The channel must sit in the first DNS label (``{channel}.preview.example.com``,
+    ``pr-{channel}.example.com``), which is what one wildcard alias and certificate cover. None → None.
+    """
+    if host_pattern is None:
+        return None
+    host = host_pattern.strip().lower().rstrip(".")
+    pre, sep, post = host.partition("{channel}")
+    if not sep or "." in pre or "." not in post or not (_LABEL_RE.match(pre) and _LABEL_RE.match(post)):
+        raise UsageError(f"preview host {host_pattern!r} cannot be matched at the edge",
+                         hint="Put {channel} in the first label of the host name, e.g. "
+                              "https://{channel}.preview.example.com.")
+    return pre, post
+
+
+def cloudfront_function_code(kvs_key: str, root_prefix: str, routes_prefix: str = "atomicsite:routes:", *,
+                             preview_host: str | None = None, key_prefix: str = "atomicsite:") -> str:
     """The viewer-request function (runtime cloudfront-js-2.0) for one key and site prefix.
 
     ``cloudfront_function_code("atomicsite:live", "site")`` rewrites ``/about/`` to
-    ``/site/v/<version>/about/index.html`` with the version read from key ``atomicsite:live``.
+    ``/site/v/<version>/about/index.html`` with the version read from key ``atomicsite:live``. With
+    ``preview_host="{channel}.preview.example.com"``, a request for ``pr-7.preview.example.com`` reads
+    ``<key_prefix>pr-7`` instead (one wildcard distribution for every preview channel).
     """
     if not kvs_key or len(kvs_key.encode()) > 512:
         raise UsageError(f"invalid KeyValueStore key {kvs_key!r} (1-512 bytes)")
+    parts = preview_host_parts(preview_host)
     template = resources.files("atomicsite").joinpath(*_TEMPLATE).read_text("utf-8")
-    for slot in (_KEY_SLOT, _ROOT_SLOT, _ROUTES_SLOT):
+    for slot in (_KEY_SLOT, _ROOT_SLOT, _ROUTES_SLOT, _KEY_PREFIX_SLOT, _PRE_SLOT, _POST_SLOT):
         if template.count(slot) != 1:
             raise AtomicsiteError(f"the packaged function template has {template.count(slot)} {slot} slots")
     code = (template.replace(_KEY_SLOT, json.dumps(kvs_key)).replace(_ROOT_SLOT, json.dumps(site_root(root_prefix)))
-            .replace(_ROUTES_SLOT, json.dumps(routes_prefix)))
+            .replace(_ROUTES_SLOT, json.dumps(routes_prefix)).replace(_KEY_PREFIX_SLOT, json.dumps(key_prefix))
+            .replace(_PRE_SLOT, json.dumps(parts[0] if parts else None))
+            .replace(_POST_SLOT, json.dumps(parts[1] if parts else None)))
     if len(code.encode()) > FUNCTION_SIZE_LIMIT:
         raise UsageError(f"the CloudFront Function would be {len(code.encode())} bytes; CloudFront allows "
                          f"{FUNCTION_SIZE_LIMIT}", hint="Shorten the site prefix or the KeyValueStore key prefix.")

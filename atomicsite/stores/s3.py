@@ -74,6 +74,8 @@ _NO_CREDENTIALS_HINT = (
 
 # Whether an (endpoint, bucket) enforces conditional writes, decided once per process.
 _cas_verdicts: dict[tuple[str, str], bool] = {}
+# Likewise If-Match on DeleteObject (AWS since 2025; S3-compatible servers vary, and some ignore it).
+_delete_verdicts: dict[tuple[str, str], bool] = {}
 _cas_locks: dict[tuple[str, str], threading.Lock] = {}
 _cas_guard = threading.Lock()
 _delete_verdicts: dict[tuple[str, str], bool] = {}  # does DeleteObject honour If-Match? (endpoint, bucket)
