@@ -46,6 +46,17 @@ class PathPattern:
         return {k: v or "" for k, v in m.groupdict().items()}
 
 
+_COMPILED: dict[str, PathPattern] = {}
+
+
+def compiled_pattern(text: str) -> PathPattern:
+    """:func:`compile_pattern`, once per pattern text (rules are matched on every request)."""
+    p = _COMPILED.get(text)
+    if p is None:
+        p = _COMPILED[text] = compile_pattern(text)
+    return p
+
+
 def compile_pattern(text: str) -> PathPattern:
     if not text.startswith("/"):
         if text.startswith(("http://", "https://", "//")):

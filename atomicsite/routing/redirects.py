@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError
-from .patterns import PathPattern, PatternError, compile_pattern, placeholders_in
+from .patterns import PathPattern, PatternError, compile_pattern, compiled_pattern, placeholders_in
 
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 STATUSES = (200, 404) + REDIRECT_STATUSES
@@ -41,7 +41,7 @@ class Redirect:
 
     @property
     def pattern(self) -> PathPattern:
-        return _compiled(self.source)
+        return compiled_pattern(self.source)
 
     @property
     def is_redirect(self) -> bool:
@@ -57,16 +57,6 @@ class Redirect:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Redirect:
         return cls(str(d["from"]), str(d["to"]), int(d["status"]), bool(d["force"]))
-
-
-_CACHE: dict[str, PathPattern] = {}
-
-
-def _compiled(source: str) -> PathPattern:
-    p = _CACHE.get(source)
-    if p is None:
-        p = _CACHE[source] = compile_pattern(source)
-    return p
 
 
 def make_redirect(source: str, to: str, status: int, force: bool, where: str) -> Redirect:

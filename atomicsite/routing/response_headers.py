@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .patterns import PathPattern, PatternError, compile_pattern
+from .patterns import PathPattern, PatternError, compile_pattern, compiled_pattern
 from .redirects import RuleError
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -53,7 +53,7 @@ class HeaderBlock:
 
     @property
     def pattern(self) -> PathPattern:
-        return _compiled(self.source)
+        return compiled_pattern(self.source)
 
     def to_dict(self) -> dict:
         return {"for": self.source, "values": [list(v) for v in self.values]}
@@ -61,16 +61,6 @@ class HeaderBlock:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> HeaderBlock:
         return cls(str(d["for"]), tuple((str(k), str(v)) for k, v in d["values"]))
-
-
-_CACHE: dict[str, PathPattern] = {}
-
-
-def _compiled(source: str) -> PathPattern:
-    p = _CACHE.get(source)
-    if p is None:
-        p = _CACHE[source] = compile_pattern(source)
-    return p
 
 
 def _check_pattern(source: str, at: str) -> None:
