@@ -24,7 +24,7 @@ from .routing.build import scan_site
 from .routing.s3_website import write_website_redirects
 from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
 from .commit_order import OrderVerdict
-from .summaries import resync_summary, write_summary
+from .summaries import read_summary, resync_summary, write_summary
 from .switch import SwitchOutcome, judge_order, reconcile_live_link, switch_channel
 from .targets import detect_source, find_manifest, list_manifest_infos, opened
 from .transfer import run_one, run_transfers
@@ -323,6 +323,9 @@ def _default_layout(store: Store, pointer: PointerState, settings: Settings) -> 
     if settings.cloudfront:
         return TREE
     if pointer.version:
+        summary = read_summary(store, pointer.version)  # a few hundred bytes, not the whole manifest
+        if summary is not None:
+            return summary.extra.get("layout", TREE)
         try:
             current = find_manifest(store, pointer.version)
         except IntegrityError:
