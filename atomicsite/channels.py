@@ -205,13 +205,23 @@ def read_pointer(store: Store, channel: str) -> PointerState:
     return PointerState(channel, ChannelPointer.from_json(body.data, where=f"{store.url}/{key}"), body.info.token)
 
 
-def read_all_pointers(store: Store) -> dict[str, PointerState]:
-    """Every channel's pointer, by name (one listing, then one read per channel)."""
+def read_all_pointers(store: Store, *, corrupt: dict[str, str] | None = None) -> dict[str, PointerState]:
+    """Every channel's pointer, by name (one listing, then one read per channel).
+
+    A corrupt pointer raises IntegrityError, unless ``corrupt`` is given: then it is recorded there
+    (name → what is wrong) and the others are still read. Listing commands go on past one bad
+    preview channel; prune does not, since it could not tell what that channel protects."""
     out = {}
     for info in store.list(CHANNELS):
         name = channel_of_key(info.key)
         if name:
-            state = read_pointer(store, name)
+            try:
+                state = read_pointer(store, name)
+            except IntegrityError as exc:
+                if corrupt is None:
+                    raise
+                corrupt[name] = exc.message
+                continue
             if state.pointer:
                 out[name] = state
     return out

@@ -57,13 +57,22 @@ class VersionRow:
     pinned_by: list[str] = field(default_factory=list)
 
 
-def versions(target: str | Store | None = None, *, settings: Settings | None = None) -> list[VersionRow]:
+class VersionList(list):
+    """``versions()``'s rows, and the channels whose pointer could not be read (name → what is wrong)."""
+
+    def __init__(self, rows=(), *, corrupt_channels: dict[str, str] | None = None):
+        super().__init__(rows)
+        self.corrupt_channels = corrupt_channels or {}
+
+
+def versions(target: str | Store | None = None, *, settings: Settings | None = None) -> VersionList:
     """Every committed version, newest first, with the channels that point at it.
 
     Reads each version's summary record (atomicsite.summaries), not its manifest."""
     with opened(target, settings, must_exist=True) as (store, settings):
-        pointers = read_all_pointers(store)
-        rows = []
+        corrupt: dict[str, str] = {}
+        pointers = read_all_pointers(store, corrupt=corrupt)  # one bad preview pointer must not hide the rest
+        rows = VersionList(corrupt_channels=corrupt)
         found = summaries(store, [v for v, _info in list_manifest_infos(store)], workers=settings.concurrency)
         for v, s in found.items():
             if s is None:

@@ -329,6 +329,11 @@ def _print_grid(lines: list[str]) -> None:
         out.print(row, markup=False)
 
 
+def _corrupt_channels(corrupt: dict[str, str]) -> None:
+    for name, why in sorted(corrupt.items()):
+        err.print(f"[yellow]warning:[/] channel {name!r}: {escape(why)}")
+
+
 def versions(rows) -> None:
     cells = [(r.version, local_time(r.created), r.files, human_bytes(r.bytes),
               ", ".join(c + ("*" if c in r.pinned_by else "") for c in r.channels), r.message or "") for r in rows]
@@ -337,6 +342,7 @@ def versions(rows) -> None:
                      flexible={4, 5}, right={2, 3}))
     if any(r.pinned_by for r in rows):
         out.print("[dim]* pinned[/]")
+    _corrupt_channels(getattr(rows, "corrupt_channels", {}))
 
 
 def history(entries, channel: str) -> None:
@@ -395,10 +401,12 @@ def prune(result) -> None:
 
 
 def channels(pointers) -> None:
-    cells = [(p.channel, p.version, "yes" if p.pinned else "", age(p.updated), expiry_text(p.expires, p.pinned), p.by)
+    cells = [(p.channel, "CORRUPT", "", "", "", "") if hasattr(p, "corrupt") else
+             (p.channel, p.version, "yes" if p.pinned else "", age(p.updated), expiry_text(p.expires, p.pinned), p.by)
              for p in pointers]
     _print_grid(grid("channels", ["channel", "version", "pinned", "updated", "expires", "by"], cells,
                      flexible={0, 4, 5}))
+    _corrupt_channels({p.channel: f"{p.corrupt} {p.hint}" for p in pointers if hasattr(p, "corrupt")})
 
 
 def channel_deleted(d) -> None:

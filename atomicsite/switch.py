@@ -304,10 +304,24 @@ def rollback(target: str | Store | None = None, *, to: str | None = None, channe
                  message=message, pinned=None, verify_urls=verify_urls)
 
 
-def list_channels(target: str | Store | None = None, *, settings: Settings | None = None) -> list[ChannelPointer]:
-    """Every channel's pointer: ``[p.channel for p in list_channels("s3://b/site")]``."""
+@dataclass(frozen=True)
+class CorruptChannel:
+    """A channel whose pointer does not validate, as ``list_channels`` reports it (and goes on)."""
+
+    channel: str
+    corrupt: str
+    hint: str = "Point it at a good version with 'atomicsite promote VERSION --channel NAME --repair'."
+
+
+def list_channels(target: str | Store | None = None, *,
+                  settings: Settings | None = None) -> list[ChannelPointer | CorruptChannel]:
+    """Every channel's pointer: ``[p.channel for p in list_channels("s3://b/site")]``; a channel whose
+    pointer is corrupt is listed as a :class:`CorruptChannel` instead of stopping the listing."""
     with opened(target, settings, must_exist=True) as (store, _):
-        return [state.pointer for state in read_all_pointers(store).values()]
+        corrupt: dict[str, str] = {}
+        good = {name: state.pointer for name, state in read_all_pointers(store, corrupt=corrupt).items()}
+        found: dict[str, ChannelPointer | CorruptChannel] = {**good, **{n: CorruptChannel(n, why) for n, why in corrupt.items()}}
+        return [found[name] for name in sorted(found)]
 
 
 @dataclass

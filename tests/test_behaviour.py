@@ -450,3 +450,26 @@ def test_pinning_the_live_version_only_sets_the_lock(rig, tmp_path):
     v = publish(site(tmp_path), rig.store).version
     out = atomicsite.pin(v, rig.store, settings=SETTINGS)
     assert not out.switched and out.pointer.pinned and live(rig.store) == v
+
+
+def test_one_corrupt_preview_pointer_does_not_break_the_listings(rig, tmp_path):
+    """versions and channel list report the bad channel and go on; prune stops (it could not tell what
+    that channel protects)."""
+    from atomicsite.cli import app
+    from typer.testing import CliRunner
+
+    build = site(tmp_path)
+    v = publish(build, rig.store).version
+    rig.store.put(channel_key("pr-9"), b'{"format": 1, "channel": "pr-9", "version": "nope"}')
+    rows = atomicsite.versions(rig.store, settings=SETTINGS)
+    assert [r.version for r in rows] == [v] and rows[0].channels == ["live"]
+    assert "pr-9" in rows.corrupt_channels
+    listed = atomicsite.list_channels(rig.store, settings=SETTINGS)
+    assert [(c.channel, getattr(c, "corrupt", None) is not None) for c in listed] == [("live", False), ("pr-9", True)]
+    with pytest.raises(IntegrityError, match="pr-9"):
+        atomicsite.prune(rig.store, keep=1, settings=SETTINGS)
+    env = {**rig.env, "ATOMICSITE_TARGET": rig.url}
+    out = CliRunner().invoke(app, ["channel", "list", "--json"], env=env)
+    assert out.exit_code == 0 and {"channel": "pr-9"}.items() <= json.loads(out.stdout)[1].items()
+    human = CliRunner().invoke(app, ["versions"], env=env)
+    assert human.exit_code == 0 and "pr-9" in human.output and v in human.output
