@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import sys
 import typing
 from pathlib import Path
@@ -25,7 +26,7 @@ import atomicsite
 
 from . import report
 from .config import Settings, load_settings, parse_duration, with_cloudfront_flags
-from .errors import EXIT_USAGE, AtomicsiteError, UsageError
+from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, AtomicsiteError, UsageError
 from .interrupt import PublishState, install_sigterm_handler, interrupted
 
 
@@ -412,7 +413,16 @@ def edge_cloudfront_function_cmd(
 
 def main() -> None:
     install_sigterm_handler()
-    app(prog_name="atomicsite")
+    try:
+        app(prog_name="atomicsite")
+    except SystemExit as exc:
+        if exc.code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+            # Interrupted, and the message is out: leave now. Worker threads still finishing a transfer
+            # are not waited for (interpreter exit would join them), so SIGTERM means a prompt exit.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(exc.code)
+        raise
 
 
 __all__ = ["app", "main"]

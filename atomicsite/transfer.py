@@ -52,7 +52,14 @@ def run_transfers(
             receipts[action.entry.path] = fut.result()  # re-raises the first failure
             if on_done:
                 on_done(action)
-    finally:
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: say so now, not after the transfers in flight finish (a CI runner kills
+        # the job a few seconds after SIGTERM); what they leave is a partial upload a re-run resumes.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    except BaseException:
         # On failure, drop what has not started; what is running finishes (a partial upload is harmless).
         pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return receipts
