@@ -272,6 +272,7 @@ BLOG_ROUTES = [
 ]
 
 
+@pytest.mark.usefixtures("layout")  # both layouts: v/<version>/ trees and the objects pool
 def test_serves_the_live_version_with_its_manifest_headers(rig, router, tmp_path):
     build = blog(tmp_path)
     result = atomicsite.publish(build, rig.store, settings=SETTINGS, source={})
@@ -299,6 +300,7 @@ def test_serves_the_live_version_with_its_manifest_headers(rig, router, tmp_path
             assert r.headers["x-atomicsite-version"] == result.version
 
 
+@pytest.mark.usefixtures("layout")  # both layouts: v/<version>/ trees and the objects pool
 def test_head_ranges_and_conditional_requests(rig, router, tmp_path):
     build = make_build(tmp_path / "b", {"index.html": "<p>hi</p>", "data.bin": bytes(range(256)) * 4,
                                         "empty.txt": b""})
@@ -335,6 +337,7 @@ def test_head_ranges_and_conditional_requests(rig, router, tmp_path):
         assert c.head("/missing").status_code == 404
 
 
+@pytest.mark.usefixtures("layout")  # both layouts: v/<version>/ trees and the objects pool
 def test_large_files_stream_in_chunks(rig, router, tmp_path):
     payload = os.urandom(700_000)
     version = publish(rig.store, make_build(tmp_path / "b", {"index.html": "x", "big.bin": payload}))
@@ -346,6 +349,7 @@ def test_large_files_stream_in_chunks(rig, router, tmp_path):
         assert r.status_code == 206 and r.content == payload[123456:654321]
 
 
+@pytest.mark.usefixtures("layout")  # both layouts: v/<version>/ trees and the objects pool
 def test_follows_the_pointer_within_the_ttl(rig, router, tmp_path):
     build = blog(tmp_path)
     v1 = publish(rig.store, build)
@@ -363,6 +367,7 @@ def test_follows_the_pointer_within_the_ttl(rig, router, tmp_path):
         assert c.get("/about/").status_code == 200
 
 
+@pytest.mark.usefixtures("layout")  # both layouts: v/<version>/ trees and the objects pool
 def test_404_page_and_spa_fallback(rig, router, tmp_path):
     spa = tmp_path / "spa"
     shutil.copytree(FIXTURES / "spa", spa)
@@ -399,6 +404,7 @@ def test_channels_by_host(rig, router, tmp_path):
         assert c.get("/about/", headers={"host": "pr-12.preview.example.com"}).status_code == 404
 
 
+@pytest.mark.usefixtures("layout")  # both layouts: v/<version>/ trees and the objects pool
 def test_skew_protection_pins_assets_to_the_page_version(rig, router, tmp_path):
     def site(n: int, only: str):
         return make_build(tmp_path / f"b{n}", {
