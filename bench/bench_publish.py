@@ -12,8 +12,9 @@ Sections (``--only``):
               ``s5cmd sync``; (a) fresh publish of ``--files`` files, (b) re-publish of the same build,
               (c) after changing 10 files.
   s3-tree     the same site in the tree layout, (a) (b) (c): client CPU of the server-side copies.
-  gcs         fake-gcs-server, objects and tree layouts, (a) (b) (c); in-process, counted at the
-              client's HTTP transport (the emulator counts nothing). No baseline tool runs on it.
+  gcs         fake-gcs-server, objects layout (``--gcs-layouts objects,tree`` adds tree), (a) (b) (c);
+              in-process, counted at the client's HTTP transport (the emulator counts nothing). No
+              baseline tool runs on it.
   stored      stored bytes after 5 versions that each change 10 files, objects vs tree (memory store).
   local       local store, ``--local-files`` files, 10 changed: atomicsite tree and objects vs
               ``rsync -a --checksum --link-dest=<previous>`` (skipped, and said so, without rsync).
@@ -209,7 +210,7 @@ class S3Bench:
 
 # -------------------------------------------------------------------------------------------- GCS
 
-def start_gcs() -> dict:
+def start_gcs(layouts: list[str]) -> dict:
     """fake-gcs-server started exactly as the test rig starts it; one bucket per layout."""
     from atomicsite.stores import StoreOptions
     from atomicsite.stores.gcs import GCSStore
@@ -220,7 +221,7 @@ def start_gcs() -> dict:
     os.environ["STORAGE_EMULATOR_HOST"] = endpoint
     fake = FakeGCS(endpoint)
     stores = {layout: GCSStore.from_url(f"gs://{fake.new_bucket()}/site", StoreOptions(project="bench"))
-              for layout in ("objects", "tree")}
+              for layout in layouts}
 
     def stop() -> None:
         for store in stores.values():
@@ -369,6 +370,9 @@ def main() -> None:
                         help=f"comma-separated sections: {', '.join(SECTIONS)}")
     parser.add_argument("--files", type=int, default=10_000, help="site size for the S3, GCS and stored sections")
     parser.add_argument("--local-files", type=int, default=50_000)
+    # The tree layout's (c) is 10,000 copies, which fake-gcs-server's memory backend serves slowly
+    # (minutes, the emulator at full CPU): a figure about the emulator, so not in the default run.
+    parser.add_argument("--gcs-layouts", default="objects", help="comma-separated: objects, tree")
     parser.add_argument("--rss-sizes", default="10000,50000", help="comma-separated site sizes for the rss section")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the s3-tree (c) publish into FILE (slower)")
     parser.add_argument("--json", metavar="FILE", help="also write every table as JSON")
@@ -398,7 +402,7 @@ def main() -> None:
                 moto = CountingMoto()
                 s3 = S3Bench(moto)
             if "gcs" in only:
-                gcs = start_gcs()
+                gcs = start_gcs([g.strip() for g in args.gcs_layouts.split(",")])
             changed_bytes = 0
             for scenario in ("a", "b", "c"):
                 if scenario == "c":
