@@ -5,8 +5,9 @@ Retries happen below, in :class:`atomicsite.retry.RetryingStore`; this module on
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import BuildDirError, ObjectNotFound
@@ -44,14 +45,33 @@ def run_transfers(
     receipts: dict[str, ObjectInfo] = {}
     if not todo:
         return receipts
-    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo))), thread_name_prefix="atomicsite-transfer")
+    workers = max(1, min(workers, len(todo)))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atomicsite-transfer")
+    # A bounded window of submitted work, not one Future per file up front: a Future with its
+    # condition and work item is ~3 KB, so 200,000 files held ~600 MB of them at once
+    # (bench/bench_publish.py --only rss). Completions arrive on a queue, in completion order, so
+    # progress moves as work lands and each completion costs O(1).
+    done: queue.SimpleQueue[Future] = queue.SimpleQueue()
+    pending: dict[Future, FileAction] = {}
+    remaining = iter(todo)
+
+    def submit_next() -> None:
+        action = next(remaining, None)
+        if action is not None:
+            fut = pool.submit(run_one, store, action, sources[action.entry.path])
+            pending[fut] = action
+            fut.add_done_callback(done.put)
+
     try:
-        futures = {pool.submit(run_one, store, a, sources[a.entry.path]): a for a in todo}
-        for fut in as_completed(futures):  # in completion order, so progress moves as work lands
-            action = futures[fut]
+        for _ in range(workers * 4):
+            submit_next()
+        while pending:
+            fut = done.get()
+            action = pending.pop(fut)
             receipts[action.entry.path] = fut.result()  # re-raises the first failure
             if on_done:
                 on_done(action)
+            submit_next()
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM: say so now, not after the transfers in flight finish (a CI runner kills
         # the job a few seconds after SIGTERM); what they leave is a partial upload a re-run resumes.

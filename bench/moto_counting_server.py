@@ -23,6 +23,7 @@ class Counter:
         self.bytes_in = 0
         self.bytes_out = 0
         self.by_method = {}
+        self.bytes_by_kind = {}  # request bytes per kind of key (claims, manifests, …): the bench's byte bound
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -31,7 +32,7 @@ class Counter:
                 with self.lock:
                     self.reset()
             body = json.dumps({"requests": self.requests, "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
-                               "by_method": self.by_method}).encode()
+                               "by_method": self.by_method, "bytes_by_kind": self.bytes_by_kind}).encode()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -40,6 +41,8 @@ class Counter:
             self.bytes_in += length
             method = environ["REQUEST_METHOD"]
             self.by_method[method] = self.by_method.get(method, 0) + 1
+            kind = "delete-batch" if method == "POST" and "delete" in environ.get("QUERY_STRING", "") else _kind(path)
+            self.bytes_by_kind[kind] = self.bytes_by_kind.get(kind, 0) + length
         return self._counted(self.app(environ, start_response))
 
     def _counted(self, body):
@@ -50,6 +53,14 @@ class Counter:
             yield chunk
         if hasattr(body, "close"):
             body.close()
+
+
+def _kind(path: str) -> str:
+    """``claims``, ``manifests``, ``summaries``, ``channels``, … for atomicsite's metadata; ``other`` else."""
+    marker = "/_atomicsite/"
+    if marker not in path:
+        return "other"
+    return path.split(marker, 1)[1].split("/", 1)[0]
 
 
 def main():
