@@ -360,10 +360,11 @@ def _plan(store: Store, settings: Settings, pointer: PointerState, manifest: Man
             prefix = version_prefix(manifest.version)
             tree = {info.key[len(prefix):]: info for info in store.list(prefix)}
             tree_proven = _prove_stored(store, manifest, tree)
-        plan = make_objects_plan(manifest, pointer, committed=False, pool_proven=_pool_proven(store, manifest),
+        pool_proven = _pool_proven(store, manifest)
+        plan = make_objects_plan(manifest, pointer, committed=False, pool_proven=pool_proven,
                                  tree=tree, tree_proven=tree_proven, promote=promote)
-        return _Planned(plan, {a.entry.path: True for a in plan.actions if a.reason.startswith("content already")},
-                        corrupt_token)
+        # a file whose content the listing proved in the pool is proven; the rest by this run's receipts
+        return _Planned(plan, {f.path: True for f in manifest.files if pool_proven.get(f.sha256)}, corrupt_token)
     stored: dict[str, ObjectInfo] = {}
     proven: dict[str, bool] = {}
     known: list[Manifest] = []
