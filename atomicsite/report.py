@@ -395,9 +395,16 @@ def prune(result) -> None:
         out.print(f"would delete {plural(n, 'version')}, {plural(plan.objects, 'object')}")
         if plan.over_limit:
             out.print("[yellow]that is more than prune.max_delete: the real run needs --force[/]")
+        if plan.pool.unused:
+            out.print(f"would collect {plural(len(plan.pool.unused), 'unused pool object')} "
+                      f"({human_bytes(plan.pool.bytes)})")
     else:
         spared = f"; spared {len(result.spared)} that came into use meanwhile" if result.spared else ""
         out.print(f"deleted {plural(len(result.deleted), 'version')}, {plural(result.deleted_objects, 'object')}{spared}")
+        if result.pool_deleted:
+            out.print(f"  of which {plural(result.pool_deleted, 'unused pool object')} (objects layout)")
+    if plan.pool.held or getattr(result, "pool_note", ""):
+        out.print(f"[yellow]pool[/]: {escape(plan.pool.held or result.pool_note)}")
 
 
 def channels(pointers) -> None:

@@ -57,3 +57,20 @@ def test_a_linked_tree_is_proven_by_the_inode_not_by_reading_it_again(tmp_path, 
     assert hashed == [], f"re-read {len(hashed)} stored files instead of trusting their inodes"
     assert atomicsite.verify(None, LocalStore(tmp_path / "site"), settings=SETTINGS).ok
     assert len(list(LocalStore(tmp_path / "site").list(POOL))) == 40 + 11  # each content once
+
+
+def test_prune_says_what_it_collects_from_the_pool(local_rig, tmp_path):
+    from typer.testing import CliRunner
+
+    from atomicsite.cli import app
+
+    build = site(tmp_path)
+    for i in range(4):
+        (build / "index.html").write_text(f"version {i}")
+        publish(build, local_rig.store)
+    args = ["prune", "--target", local_rig.url, "--keep", "1", "--grace", "0"]
+    dry = CliRunner().invoke(app, args + ["--dry-run"])
+    assert dry.exit_code == 0 and "would collect 2 unused pool objects" in dry.output  # the two old index.html
+    real = CliRunner().invoke(app, args)
+    assert real.exit_code == 0 and "of which 2 unused pool objects" in real.output
+    assert len(list(local_rig.store.list(POOL))) == 9 + 2  # shared files, and the two kept versions' index.html
