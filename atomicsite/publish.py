@@ -7,7 +7,9 @@ publisher that lost a race fails with a conflict instead of rolling the site bac
 
 from __future__ import annotations
 
+import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,8 +17,8 @@ from pathlib import Path
 from .channels import PointerState, expiry_after, read_pointer, with_expiry, write_pointer
 from .claims import VersionClaim
 from .config import Settings
-from .errors import IntegrityError, PreconditionFailed, UsageError
-from .layout import DEFAULT_CHANNEL, OBJECTS, POOL, TREE, check_channel, has_link_trees, manifest_key, sha_of_pool_key, version_prefix
+from .errors import IntegrityError, ObjectNotFound, PreconditionFailed, UsageError
+from .layout import DEFAULT_CHANNEL, OBJECTS, POOL, TREE, check_channel, has_link_trees, manifest_key, pool_key, sha_of_pool_key, version_prefix
 from .links import LinkReport, gate
 from .manifest import Manifest
 from .plan import COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_objects_plan, make_plan
@@ -335,20 +337,55 @@ def _default_layout(store: Store, pointer: PointerState, settings: Settings) -> 
     return OBJECTS if has_link_trees(store) else TREE
 
 
-def _pool_proven(store: Store, manifest: Manifest) -> dict[str, bool]:
-    """The objects pool by sha256 (one listing, in pages), and whether each object holds its bytes.
+def _pool_proven(store: Store, manifest: Manifest, pointer: PointerState, workers: int) -> dict[str, bool]:
+    """The build's contents found in the objects pool, by sha256, and whether each object holds its bytes.
 
-    A pool object is named by the sha256 of its bytes and written whole, so where a listing cannot
-    prove it (no MD5, as on the local store) its name and size do; 'atomicsite verify' re-hashes."""
+    Called under the publish's pool claim. Every content the channel's current objects-layout manifest
+    references is present: that manifest was committed only after all its objects were verified, prune
+    deletes a manifest before any object, and the pool is not collected while the claim stands (while
+    a collection runs, the claim waits). So only the contents it lacks are looked up: one ``head``
+    each, concurrently, when they are no more than twice the pages a listing would take (a few changed
+    files), otherwise one listing of the pool in pages of 1,000 (a fresh target, a large change).
+    Where a listing cannot prove an object's bytes (no MD5, as on the local store), its name and size
+    do: a pool object is named by the sha256 of its bytes and written whole; 'atomicsite verify' re-hashes.
+    """
     want = {f.sha256: f for f in manifest.files}
-    proven = {}
+    base = _objects_base(store, pointer, manifest.version)
+    proven = {f.sha256: True for f in base.files if f.sha256 in want} if base else {}
+    unknown = [entry for sha, entry in want.items() if sha not in proven]
+    if not unknown:
+        return proven
+
+    def judge(info: ObjectInfo, entry) -> bool:
+        verdict = info.proves(size=entry.size, sha256=entry.sha256, md5=entry.md5)
+        return info.size == entry.size if verdict is None else verdict
+
+    if base is not None and len(unknown) <= 2 * max(1, math.ceil(len(base.files) / 1000)):
+        def look(entry) -> tuple[str, bool] | None:
+            try:
+                return entry.sha256, judge(store.head(pool_key(entry.sha256)), entry)
+            except ObjectNotFound:
+                return None
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(unknown)))) as pool:
+            proven.update(found for found in pool.map(look, unknown) if found)
+        return proven
     for info in store.list(POOL):
         sha = sha_of_pool_key(info.key)
         entry = want.get(sha) if sha else None
-        if entry is not None:
-            verdict = info.proves(size=entry.size, sha256=entry.sha256, md5=entry.md5)
-            proven[sha] = info.size == entry.size if verdict is None else verdict
+        if entry is not None and sha not in proven:
+            proven[sha] = judge(info, entry)
     return proven
+
+
+def _objects_base(store: Store, pointer: PointerState, version: str) -> Manifest | None:
+    """The manifest of the version the channel serves, if it is another objects-layout version that reads cleanly."""
+    if not pointer.version or pointer.version == version:
+        return None
+    try:
+        base = find_manifest(store, pointer.version)
+    except IntegrityError:
+        return None
+    return base if base is not None and base.layout == OBJECTS else None
 
 
 def _plan(store: Store, settings: Settings, pointer: PointerState, manifest: Manifest, promote: bool) -> _Planned:
@@ -360,7 +397,7 @@ def _plan(store: Store, settings: Settings, pointer: PointerState, manifest: Man
             prefix = version_prefix(manifest.version)
             tree = {info.key[len(prefix):]: info for info in store.list(prefix)}
             tree_proven = _prove_stored(store, manifest, tree)
-        pool_proven = _pool_proven(store, manifest)
+        pool_proven = _pool_proven(store, manifest, pointer, settings.concurrency)
         plan = make_objects_plan(manifest, pointer, committed=False, pool_proven=pool_proven,
                                  tree=tree, tree_proven=tree_proven, promote=promote)
         # a file whose content the listing proved in the pool is proven; the rest by this run's receipts

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
+
+import pytest
 
 import atomicsite
 from atomicsite.config import Settings
-from atomicsite.layout import OBJECTS, POOL, TREE
+from atomicsite.layout import OBJECTS, POOL, TREE, pool_key
 from atomicsite.stores.local import LocalStore
 
-from .helpers import SETTINGS, publish, site
+from .helpers import SETTINGS, Crash, OpsStore, publish, site
 
 publish_module = importlib.import_module("atomicsite.publish")
 
@@ -74,3 +77,60 @@ def test_prune_says_what_it_collects_from_the_pool(local_rig, tmp_path):
     real = CliRunner().invoke(app, args)
     assert real.exit_code == 0 and "of which 2 unused pool objects" in real.output
     assert len(list(local_rig.store.list(POOL))) == 9 + 2  # shared files, and the two kept versions' index.html
+
+
+def test_a_small_change_looks_up_only_its_new_contents(rig, tmp_path):
+    """The objects the served version references are in the pool by the GC protocol; only the
+    build's other contents are looked up (a head each), and the pool is not listed."""
+    build = site(tmp_path)
+    for i in range(30):
+        (build / f"page-{i}.html").write_text(f"page {i}")
+    first = atomicsite.publish(build, rig.store, settings=SETTINGS, source={}, layout=OBJECTS)
+    (build / "index.html").write_text("changed")
+    (build / "page-3.html").write_text("changed too")
+    ops = OpsStore(rig.store)
+    result = atomicsite.publish(build, ops, settings=SETTINGS, source={}, layout=OBJECTS)
+    assert result.switched and result.plan.count("upload") == 2
+    assert [key for op, key in ops.calls if op == "list" and key.startswith(POOL)] == []
+    heads = sorted(key for op, key in ops.calls if op == "head" and key.startswith(POOL))
+    new = {pool_key(e.sha256) for e in result.plan.manifest.files} - {pool_key(e.sha256) for e in first.plan.manifest.files}
+    assert heads == sorted(new)
+    assert atomicsite.verify(None, rig.store, settings=SETTINGS).ok
+
+
+def test_a_rerun_of_a_small_change_finds_what_the_crashed_run_uploaded(rig, tmp_path):
+    build = site(tmp_path)
+    for i in range(30):
+        (build / f"page-{i}.html").write_text(f"page {i}")
+    atomicsite.publish(build, rig.store, settings=SETTINGS, source={}, layout=OBJECTS)
+    (build / "page-1.html").write_text("one")
+    (build / "page-2.html").write_text("two")
+    puts = []
+
+    def crash_at_second_upload(op, args):
+        if op == "put" and str(args[0]).startswith(POOL):
+            puts.append(args[0])
+            if len(puts) == 2:
+                raise Crash("power cut")
+
+    settings = replace(SETTINGS, concurrency=1)
+    with pytest.raises(Crash):
+        atomicsite.publish(build, OpsStore(rig.store, before=crash_at_second_upload), settings=settings, source={},
+                           layout=OBJECTS)
+    redo = OpsStore(rig.store)
+    result = atomicsite.publish(build, redo, settings=settings, source={}, layout=OBJECTS)
+    uploaded = [key for op, key in redo.calls if op == "put" and key.startswith(POOL)]
+    assert uploaded == [puts[1]], "the content stored before the crash must be found, not uploaded again"
+    assert result.switched and atomicsite.verify(None, rig.store, settings=SETTINGS).ok
+
+
+def test_a_large_change_lists_the_pool_once(rig, tmp_path):
+    build = site(tmp_path)
+    atomicsite.publish(build, rig.store, settings=SETTINGS, source={}, layout=OBJECTS)
+    for i in range(5):  # more than twice the one page a listing of this pool takes
+        (build / f"new-{i}.txt").write_text(f"new {i}")
+    ops = OpsStore(rig.store)
+    result = atomicsite.publish(build, ops, settings=SETTINGS, source={}, layout=OBJECTS)
+    assert result.plan.count("upload") == 5
+    assert [key for op, key in ops.calls if op == "list" and key.startswith(POOL)] == [POOL]
+    assert not [key for op, key in ops.calls if op == "head" and key.startswith(POOL)]
