@@ -8,6 +8,7 @@ conditional headers stands in for a server that ignores them.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -407,6 +408,47 @@ def test_the_probe_runs_once_per_endpoint_and_bucket(make_store, s3_admin, s3_op
     more = Calls(third.client, operation="PutObject")
     third.put("_atomicsite/channels/live.json", b"{}", mode=WriteMode.CREATE)
     assert len([p for p in more.params if "/_atomicsite/probe/" in p["Key"]]) == 3
+
+
+def test_a_passed_probe_is_recorded_so_a_later_process_does_not_probe_again(make_store, monkeypatch):
+    from atomicsite.stores import s3
+
+    first = make_store()
+    first.put("_atomicsite/channels/live.json", b"{}", mode=WriteMode.CREATE)
+    record = json.loads(first.get(s3.CHECKS_KEY).data)
+    assert record["endpoint"] == first.endpoint and set(record["passed"]) == {"conditional_writes"}
+
+    monkeypatch.setattr(s3, "_cas_verdicts", {})  # a new process
+    later = make_store()
+    puts = Calls(later.client, operation="PutObject")
+    later.put("_atomicsite/channels/pr-1.json", b"{}", mode=WriteMode.CREATE)
+    assert [p for p in puts.params if "/_atomicsite/probe/" in p["Key"]] == []
+
+    # a stale record, or one written against another endpoint, is not trusted
+    for stale in ({**record, "passed": {"conditional_writes": "2020-01-01T00:00:00Z"}},
+                  {**record, "endpoint": "https://elsewhere.example"}, "not json"):
+        first.put(s3.CHECKS_KEY, json.dumps(stale).encode() if isinstance(stale, dict) else stale.encode())
+        monkeypatch.setattr(s3, "_cas_verdicts", {})
+        again = make_store()
+        puts = Calls(again.client, operation="PutObject")
+        again.put("_atomicsite/channels/pr-2.json", b"{}")
+        again.put("_atomicsite/channels/pr-2.json", b"{}", mode=IfMatch(again.head("_atomicsite/channels/pr-2.json").token))
+        assert len([p for p in puts.params if "/_atomicsite/probe/" in p["Key"]]) == 3
+        assert s3._passed_recently(json.loads(again.get(s3.CHECKS_KEY).data), "conditional_writes", again.endpoint)
+
+
+def test_a_recorded_pass_of_one_check_does_not_vouch_for_the_other(make_store, monkeypatch):
+    from atomicsite.stores import s3
+
+    store = make_store()
+    store.put("_atomicsite/channels/live.json", b"{}", mode=WriteMode.CREATE)  # records conditional_writes
+    monkeypatch.setattr(s3, "_delete_verdicts", {})
+    store.client.meta.events.register("before-parameter-build.s3.DeleteObject",
+                                      lambda params, **_: params.pop("IfMatch", None))
+    info = store.put("_atomicsite/channels/pr-1.json", b"{}")
+    with pytest.raises(UnsupportedCondition):
+        store.delete("_atomicsite/channels/pr-1.json", if_match=info.token)
+    assert "conditional_deletes" not in json.loads(store.get(s3.CHECKS_KEY).data)["passed"]
 
 
 # -- copies and multipart ------------------------------------------------------------------------

@@ -8,7 +8,9 @@
 - Channel pointers rely on ``If-None-Match: *`` / ``If-Match: <etag>``. Some S3-compatible servers
   accept those headers and silently ignore them, which would let two publishers overwrite each other,
   so before the first conditional write to a bucket the store probes that the server enforces them
-  (once per endpoint and bucket per process) and refuses unless ``allow_unsafe_cas`` is set.
+  (once per endpoint and bucket per process) and refuses unless ``allow_unsafe_cas`` is set. A passed
+  probe is recorded on the target (``_atomicsite/store-checks.json``), so for a week later processes
+  read that one object instead of probing again.
 - Large files go multipart through boto3's transfer manager; copies over 5 GiB likewise.
 - ``http_stats()`` counts requests and request-body bytes, for the benchmark.
 
@@ -18,11 +20,13 @@ boto3 is imported when a store is created, never when :mod:`atomicsite.stores` i
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import secrets
 import threading
 from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from ..errors import (
@@ -76,9 +80,23 @@ _NO_CREDENTIALS_HINT = (
 _cas_verdicts: dict[tuple[str, str], bool] = {}
 # Likewise If-Match on DeleteObject (AWS since 2025; S3-compatible servers vary, and some ignore it).
 _delete_verdicts: dict[tuple[str, str], bool] = {}
-_cas_locks: dict[tuple[str, str], threading.Lock] = {}
+_cas_locks: dict[tuple[str, str, str], threading.Lock] = {}
 _cas_guard = threading.Lock()
-_delete_verdicts: dict[tuple[str, str], bool] = {}  # does DeleteObject honour If-Match? (endpoint, bucket)
+# Passed probes, recorded on the target: {"format": 1, "endpoint": url, "passed": {check: UTC time}}.
+# Outside PROBE_PREFIX, whose leftovers prune deletes.
+CHECKS_KEY = "_atomicsite/store-checks.json"
+CHECKS_VALID = timedelta(days=7)
+
+
+def _passed_recently(record: dict, check: str, endpoint: str, now: datetime | None = None) -> bool:
+    """True when ``record`` says ``check`` passed against ``endpoint`` less than CHECKS_VALID ago."""
+    passed = record.get("passed") if record.get("endpoint") == endpoint else None
+    when = passed.get(check) if isinstance(passed, dict) else None
+    try:
+        at = datetime.strptime(when, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except (TypeError, ValueError):
+        return False
+    return timedelta(0) <= (now or datetime.now(timezone.utc)) - at < CHECKS_VALID
 
 
 class S3Store:
@@ -350,17 +368,10 @@ class S3Store:
     # -- conditional writes -----------------------------------------------------------------------
 
     def _check_conditional_writes(self) -> None:
-        """Refuse conditional writes where the server ignores them (probed once per endpoint and bucket)."""
+        """Refuse conditional writes where the server ignores them (see :meth:`_enforces`)."""
         if self._cas_allowed:
             return
-        target = (self.endpoint, self.bucket)
-        with _cas_guard:
-            lock = _cas_locks.setdefault(target, threading.Lock())
-        with lock:
-            enforced = _cas_verdicts.get(target)
-            if enforced is None:
-                enforced = _cas_verdicts[target] = self._probe_conditional_writes()
-        if not enforced:
+        if not self._enforces("conditional_writes", _cas_verdicts, self._probe_conditional_writes):
             if not self.options.allow_unsafe_cas:
                 raise UnsafeStoreError(
                     f"{self.endpoint} ignores conditional writes (If-None-Match/If-Match) on bucket "
@@ -369,6 +380,45 @@ class S3Store:
                 )
             log.warning("%s ignores conditional writes; continuing because allow_unsafe_cas is set", self.endpoint)
         self._cas_allowed = True
+
+    def _enforces(self, check: str, verdicts: dict[tuple[str, str], bool], probe) -> bool:
+        """Whether the server enforces ``check`` on this bucket: decided once per process, and a
+        passed probe is recorded on the target (CHECKS_KEY) so later processes read one small object
+        instead of probing again (4 requests) on every publish, for a week."""
+        target = (self.endpoint, self.bucket)
+        with _cas_guard:
+            lock = _cas_locks.setdefault((check, *target), threading.Lock())
+        with lock:
+            enforced = verdicts.get(target)
+            if enforced is None:
+                record = self._read_checks()
+                enforced = _passed_recently(record, check, self.endpoint)
+                if not enforced:
+                    enforced = probe()
+                    if enforced:
+                        self._record_check(record, check)
+                verdicts[target] = enforced
+        return enforced
+
+    def _read_checks(self) -> dict:
+        try:
+            data = json.loads(self.get(CHECKS_KEY).data)
+        except ObjectNotFound:
+            return {}
+        except ValueError:
+            return {}  # unreadable: probe again, and the record is rewritten
+        return data if isinstance(data, dict) and data.get("format") == 1 else {}
+
+    def _record_check(self, record: dict, check: str) -> None:
+        """Best effort: a record that cannot be written only means the next process probes again."""
+        passed = record.get("passed") if record.get("endpoint") == self.endpoint else None
+        passed = dict(passed) if isinstance(passed, dict) else {}
+        passed[check] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = json.dumps({"format": 1, "endpoint": self.endpoint, "passed": passed}, sort_keys=True).encode()
+        try:
+            self.put(CHECKS_KEY, body, content_type="application/json", cache_control="no-store")
+        except AtomicsiteError as exc:
+            log.debug("could not record the %s check on %s: %s", check, self.url, exc)
 
     def _probe_conditional_writes(self) -> bool:
         """Create a probe object, then check that a second create and a wrong If-Match are both refused."""
@@ -401,17 +451,10 @@ class S3Store:
                 self.client.delete_object(Bucket=self.bucket, Key=full)
 
     def _check_conditional_deletes(self) -> None:
-        """UnsupportedCondition unless DeleteObject honours If-Match here (probed once per endpoint and
-        bucket). AWS general purpose buckets have it since September 2025; some S3-compatible servers
-        accept the header and delete anyway."""
-        target = (self.endpoint, self.bucket)
-        with _cas_guard:
-            lock = _cas_locks.setdefault(("delete", *target), threading.Lock())
-        with lock:
-            enforced = _delete_verdicts.get(target)
-            if enforced is None:
-                enforced = _delete_verdicts[target] = self._probe_conditional_deletes()
-        if not enforced:
+        """UnsupportedCondition unless DeleteObject honours If-Match here (see :meth:`_enforces`). AWS
+        general purpose buckets have it since September 2025; some S3-compatible servers accept the
+        header and delete anyway."""
+        if not self._enforces("conditional_deletes", _delete_verdicts, self._probe_conditional_deletes):
             raise UnsupportedCondition(
                 f"{self.endpoint} does not honour If-Match on deletes in bucket {self.bucket!r}; nothing was deleted.")
 
