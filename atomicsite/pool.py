@@ -12,6 +12,7 @@ references is never collected.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -35,16 +36,21 @@ def referenced(manifests) -> set[str]:
     return {f.sha256 for m in manifests if m is not None and m.layout == "objects" for f in m.files}
 
 
-def plan_pool(store: Store, kept: list[Manifest | None], *, now: datetime, grace: float) -> PoolPlan:
-    """``kept``: the manifest of every version that stays (None for one that could not be read)."""
+def plan_pool(store: Store, kept: list[str], read: Callable[[str], Manifest | None], *, now: datetime,
+              grace: float) -> PoolPlan:
+    """``kept``: every version that stays; ``read`` gives its manifest (None for one that could not be
+    read). Kept manifests are read only when the pool holds anything: a tree-only target reads none."""
     plan = PoolPlan()
-    if any(m is None for m in kept):
+    pooled = [(sha, info) for info in store.list(POOL) if (sha := sha_of_pool_key(info.key))]
+    if not pooled:
+        return plan
+    manifests = [read(v) for v in kept]
+    if any(m is None for m in manifests):
         plan.held = "a kept manifest could not be read, so what it references is unknown"
         return plan
-    used = referenced(kept)
-    for info in store.list(POOL):
-        sha = sha_of_pool_key(info.key)
-        if sha is None or sha in used:
+    used = referenced(manifests)
+    for sha, info in pooled:
+        if sha in used:
             continue
         if now - (info.modified or now) < timedelta(seconds=grace):
             plan.young += 1

@@ -30,6 +30,7 @@ from .manifest import Manifest, parse_time
 from .pool import PoolPlan, plan_pool, still_unused
 from .previews import ExpiredChannels, remove_expired_channels
 from .stores.base import Store
+from .summaries import Summary, summaries
 from .summaries import orphaned as orphaned_summaries
 from .targets import list_manifest_infos, opened, read_manifest
 
@@ -65,6 +66,7 @@ class PruneResult:
     pool_deleted: int = 0  # unused pool objects collected
     pool_note: str = ""  # why the pool was left alone, if it was
     expired_channels: ExpiredChannels | None = None  # step 0: expired preview channels removed (or left)
+    cdn: list[str] = field(default_factory=list)  # edge-key mode: the deleted versions' routes keys, per switcher
 
     @property
     def deleted_versions(self) -> list[str]:
@@ -74,7 +76,8 @@ class PruneResult:
         return {**self.plan.to_dict(), "dry_run": self.dry_run, "deleted_versions": self.deleted_versions,
                 "deleted": self.deleted, "spared": self.spared, "deleted_objects": self.deleted_objects,
                 "pool_deleted": self.pool_deleted, "pool_note": self.pool_note,
-                "expired_channels": self.expired_channels.to_dict() if self.expired_channels else None}
+                "expired_channels": self.expired_channels.to_dict() if self.expired_channels else None,
+                "cdn": self.cdn}
 
 
 def _protected(store: Store, gone: frozenset[str] = frozenset()) -> dict[str, str]:
@@ -101,22 +104,44 @@ def _objects_by_version(store: Store) -> tuple[dict[str, list[str]], dict[str, d
     return keys, newest
 
 
+class Manifests:
+    """Manifests read at most once per prune, None where one does not validate (or vanished). A
+    committed version's file table never changes (its id is their hash), so a manifest read while
+    planning still says what that version references under the lease."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._read: dict[str, Manifest | None] = {}
+
+    def get(self, version: str) -> Manifest | None:
+        if version not in self._read:
+            try:
+                self._read[version] = read_manifest(self.store, version)
+            except (ObjectNotFound, IntegrityError):
+                self._read[version] = None
+        return self._read[version]
+
+
 def plan_prune(store: Store, *, keep: int, older_than: float | None, grace: float,
-               now: datetime | None = None, gone: frozenset[str] = frozenset()) -> tuple[PrunePlan, dict[str, list[str]]]:
+               now: datetime | None = None, gone: frozenset[str] = frozenset(),
+               manifests: Manifests | None = None, workers: int = 8) -> tuple[PrunePlan, dict[str, list[str]]]:
+    """Decide from each version's summary record (a few hundred bytes); whole manifests are read
+    only for the versions kept, and only when the target has an objects pool to collect."""
     now = now or datetime.now(timezone.utc)
+    manifests = manifests or Manifests(store)
     protected = _protected(store, gone)
     claims = read_claims(store)
     for c in claims:
         if not c.expired:
             protected.setdefault(c.version, f"in use: {c.describe()}")
-    manifests = _read_manifests(store)
+    committed = _committed(store, workers)
     created: dict[str, datetime] = {}
-    for v, (m, info) in manifests.items():
+    for v, (summary, info) in committed.items():
         try:
-            created[v] = parse_time(m.created) if m else (info.modified or now)
+            created[v] = parse_time(summary.created) if summary else (info.modified or now)
         except ValueError:
             created[v] = info.modified or now
-    newest_first = sorted(manifests, key=lambda v: created[v], reverse=True)
+    newest_first = sorted(committed, key=lambda v: created[v], reverse=True)
     keep_set, delete, reasons = [], [], {}
     for i, v in enumerate(newest_first):
         if v in protected:
@@ -133,7 +158,7 @@ def plan_prune(store: Store, *, keep: int, older_than: float | None, grace: floa
             reasons[v] = "delete: older than the newest kept"
     objects, newest_object = _objects_by_version(store)
     orphans, young = [], []
-    for v in sorted(set(objects) - set(manifests)):
+    for v in sorted(set(objects) - set(committed)):
         if not VERSION_RE.match(v):
             continue  # not ours; never touch
         if v in protected:
@@ -149,9 +174,9 @@ def plan_prune(store: Store, *, keep: int, older_than: float | None, grace: floa
             reasons[v] = "kept: partial upload inside the grace period (may be a publish in progress)"
     probes = [i.key for i in store.list(PROBES) if now - (i.modified or now) >= timedelta(seconds=grace)]
     stale = [c.key for c in claims if c.expired]
-    pool = plan_pool(store, [manifests[v][0] for v in keep_set], now=now, grace=grace)
+    pool = plan_pool(store, keep_set, manifests.get, now=now, grace=grace)
     # summaries of versions never committed (a publish died between its summary and its manifest)
-    summaries = orphaned_summaries(store, set(manifests) | set(orphans), set(protected), now, grace)
+    summaries = orphaned_summaries(store, set(committed) | set(orphans), set(protected), now, grace)
     n_objects = (sum(len(objects.get(v, [])) + 1 for v in delete) + sum(len(objects[v]) for v in orphans)
                  + len(probes) + len(stale) + len(summaries) + len(pool.unused))
     plan = PrunePlan(keep_set, delete, orphans, young, reasons, probes=probes, stale_claims=stale, objects=n_objects,
@@ -159,16 +184,19 @@ def plan_prune(store: Store, *, keep: int, older_than: float | None, grace: floa
     return plan, objects
 
 
-def _read_manifests(store: Store) -> dict[str, tuple[Manifest | None, object]]:
-    """Every committed version's manifest (None where it does not validate), with its listing info."""
+def _committed(store: Store, workers: int) -> dict[str, tuple[Summary | None, object]]:
+    """Every committed version's summary (None where its manifest does not validate), with its
+    manifest's listing info; a version whose manifest vanished since the listing is left out."""
+    infos = list_manifest_infos(store)
+    found = summaries(store, [v for v, _ in infos], workers=workers)
     out = {}
-    for v, info in list_manifest_infos(store):
-        try:
-            out[v] = (read_manifest(store, v), info)
-        except ObjectNotFound:
-            continue  # deleted since the listing
-        except IntegrityError:
-            out[v] = (None, info)
+    for v, info in infos:
+        if found.get(v) is None:
+            try:
+                store.head(manifest_key(v))
+            except ObjectNotFound:
+                continue
+        out[v] = (found.get(v), info)
     return out
 
 
@@ -184,12 +212,15 @@ def prune(target: str | Store | None = None, *, keep: int | None = None, older_t
         # Step 0: expired preview channels go first (compare-and-delete), then versions as always. The
         # plan is first made as if they were gone, so a run over the safety limit removes nothing at all.
         expired = remove_expired_channels(store, dry_run=True)
+        manifests = Manifests(store)
         plan, objects = plan_prune(store, keep=keep, older_than=older_than, grace=grace,
-                                   gone=frozenset(expired.removed))
+                                   gone=frozenset(expired.removed), manifests=manifests,
+                                   workers=settings.concurrency)
         over = len(plan.delete) + len(plan.orphans) > settings.prune.max_delete
         if expired.removed and not dry_run and (force or not over):
             expired = remove_expired_channels(store, on_removed=_edge_forgetter(settings))
-            plan, objects = plan_prune(store, keep=keep, older_than=older_than, grace=grace)  # as it is now
+            plan, objects = plan_prune(store, keep=keep, older_than=older_than, grace=grace,  # as it is now
+                                       manifests=manifests, workers=settings.concurrency)
         result = PruneResult(plan, dry_run, expired_channels=expired)
         total = len(plan.delete) + len(plan.orphans)
         plan.over_limit = total > settings.prune.max_delete
@@ -206,9 +237,11 @@ def prune(target: str | Store | None = None, *, keep: int | None = None, older_t
         lease = PruneLease(store, plan.delete + plan.orphans, pool=bool(plan.pool.unused))
         lease.acquire()
         try:
-            _delete(store, plan, objects, lease, result)
+            _delete(store, plan, objects, lease, result, manifests)
         finally:
             lease.release()
+        if result.deleted and settings.cloudfront:
+            result.cdn = _forget_in_cdn(settings, result.deleted_versions)
         return result
 
 
@@ -223,6 +256,15 @@ def _edge_forgetter(settings: Settings):
                          for r in remove_channel_from_cdn(settings.cloudfront, channel, version))
 
     return forget
+
+
+def _forget_in_cdn(settings: Settings, versions: list[str]) -> list[str]:
+    """Edge-key mode: the deleted versions' routes keys go from the KeyValueStore (after the versions
+    themselves, so a failure here leaves keys nothing reads, which the next prune does not revisit:
+    it is reported)."""
+    from .cdn import forget_versions_in_cdn  # boto3 only when a CDN is configured
+
+    return [f"{r.switcher}: {'ok' if r.ok else 'FAILED'} {r.detail}" for r in forget_versions_in_cdn(settings.cloudfront, versions)]
 
 
 def _spared_meanwhile(store: Store, plan: PrunePlan) -> dict[str, str]:
@@ -246,7 +288,7 @@ def _spared_meanwhile(store: Store, plan: PrunePlan) -> dict[str, str]:
 
 
 def _delete(store: Store, plan: PrunePlan, objects: dict[str, list[str]], lease: PruneLease,
-            result: PruneResult) -> None:
+            result: PruneResult, manifests: Manifests) -> None:
     result.spared = _spared_meanwhile(store, plan)
     doomed = [v for v in plan.delete if v not in result.spared]
     orphans = [v for v in plan.orphans if v not in result.spared]
@@ -263,7 +305,8 @@ def _delete(store: Store, plan: PrunePlan, objects: dict[str, list[str]], lease:
     if plan.pool.unused:
         lease.keep_alive()
         deleted = set(result.deleted)
-        now = [m for v, (m, _) in _read_manifests(store).items() if v not in deleted]
+        # every manifest as it is now, after the lease: read once each (planning read the kept ones)
+        now = [manifests.get(v) for v, _ in list_manifest_infos(store) if v not in deleted]
         unused, result.pool_note = still_unused(plan.pool, read_claims(store), now)
         store.delete_many(unused)
         result.pool_deleted = len(unused)

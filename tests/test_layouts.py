@@ -134,3 +134,20 @@ def test_a_large_change_lists_the_pool_once(rig, tmp_path):
     assert result.plan.count("upload") == 5
     assert [key for op, key in ops.calls if op == "list" and key.startswith(POOL)] == [POOL]
     assert not [key for op, key in ops.calls if op == "head" and key.startswith(POOL)]
+
+
+@pytest.mark.parametrize("layout", [TREE, OBJECTS], indirect=True)
+def test_prune_decides_from_summaries_and_reads_only_kept_manifests(rig, tmp_path, layout):
+    """A deleted version's manifest is never downloaded; a tree-only target downloads none at all."""
+    from .helpers import publish_versions
+
+    build = site(tmp_path)
+    versions = publish_versions(build, rig.store, 5)
+    ops = OpsStore(rig.store)
+    result = atomicsite.prune(ops, keep=1, grace=0, settings=SETTINGS)
+    assert sorted(result.deleted_versions) == sorted(versions[:3])
+    read = {key for op, key in ops.calls if op == "get" and key.startswith("_atomicsite/manifests/")}
+    kept = {f"_atomicsite/manifests/{v}.json" for v in versions[3:]}  # live, and its previous
+    assert read == (kept if layout == OBJECTS else set())
+    assert atomicsite.verify(None, rig.store, settings=SETTINGS).ok
+    assert atomicsite.rollback(rig.store, settings=SETTINGS).version == versions[3]

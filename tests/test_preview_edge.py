@@ -166,3 +166,34 @@ def test_channel_delete_and_prune_of_an_expired_channel_remove_its_edge_key(kvs,
     pruned = atomicsite.prune(store, settings=settings)
     assert list(pruned.expired_channels.removed) == ["pr-2"] and "atomicsite:pr-2" not in items
     assert "cloudfront-kvs: ok" in pruned.expired_channels.cdn["pr-2"] and "deleted" in pruned.expired_channels.cdn["pr-2"]
+
+
+def test_prune_deletes_the_routes_keys_of_the_versions_it_deletes(kvs, tmp_path):
+    import atomicsite
+    from atomicsite.cdn.edge_routes import routes_keys
+    from atomicsite.stores.local import LocalStore
+
+    from .helpers import site
+
+    server, arn, cf = kvs
+    settings = Settings(concurrency=4, cloudfront=cf)
+    store = LocalStore(tmp_path / "target")
+    build = site(tmp_path)
+    (build / "_redirects").write_text("/old /new 301\n/docs/* /guide/:splat 302\n")
+    versions = []
+    for i in range(4):
+        (build / "index.html").write_text(f"version {i}")
+        versions.append(atomicsite.publish(build, store, settings=settings, source={}).version)
+    items = server.state.kvs[arn]["items"]
+    prefix = cf.routes_key_prefix
+    assert all(f"{prefix}{v}" in items for v in versions)
+    server.race_next(arn)  # a publish moves the store's ETag between our read and the first delete
+    pruned = atomicsite.prune(store, keep=1, grace=0, settings=settings)
+    assert sorted(pruned.deleted_versions) == sorted(versions[:2])
+    for v in versions[:2]:
+        assert not [k for k in items if k.startswith(f"{prefix}{v}")]
+    for v in versions[2:]:  # live and its previous keep theirs
+        first = items[f"{prefix}{v}"]
+        assert all(k in items for k in routes_keys(prefix, v, int(first.partition("|")[0])))
+    assert pruned.cdn and pruned.cdn[0].startswith("cloudfront-kvs: ok deleted")
+    assert pruned.to_dict()["cdn"] == pruned.cdn

@@ -61,6 +61,21 @@ def remove_channel_from_cdn(settings: CloudFrontSettings | None, channel: str, v
         return [SwitchReport(switcher.name, False, f"KeyValueStore key {settings.kvs_key(channel)!r} not deleted: {exc}")]
 
 
+def forget_versions_in_cdn(settings: CloudFrontSettings | None, versions: list[str],
+                           client_factory: ClientFactory | None = None) -> list[SwitchReport]:
+    """Prune deleted ``versions``: in edge-key mode delete their routes keys from the KeyValueStore.
+    Failures come back as reports with ok=False (the versions are gone either way)."""
+    from ..errors import AtomicsiteError
+
+    if settings is None or settings.mode != "edge-key" or not versions:
+        return []
+    switcher = EdgeKeySwitcher(settings, client_factory or boto3_client_factory(settings))
+    try:
+        return [switcher.forget_routes(versions)]
+    except AtomicsiteError as exc:
+        return [SwitchReport(switcher.name, False, f"routes keys of pruned versions not deleted: {exc}")]
+
+
 def cloudfront_function(target: str | None = None, *, settings=None, channel: str | None = None,
                         deploy: bool = False) -> dict:
     """The function's JavaScript for the target's prefix and channel; with ``deploy``, create/update and publish it.
@@ -114,5 +129,5 @@ __all__ = [
     "CloudFrontSettings", "EdgeKeySwitcher", "FunctionDeployment", "InvalidationSwitcher", "OriginPathSwitcher",
     "SwitchContext", "SwitchReport", "Switcher", "boto3_client_factory", "cloudfront_function",
     "cloudfront_function_code", "deploy_cloudfront_function", "encode_invalidation_path", "invalidation_paths",
-    "origin_path", "remove_channel_from_cdn", "site_root", "switchers_from_settings",
+    "forget_versions_in_cdn", "origin_path", "remove_channel_from_cdn", "site_root", "switchers_from_settings",
 ]

@@ -70,6 +70,48 @@ class EdgeKeySwitcher:
         return SwitchReport(self.name, True, f"KeyValueStore key {key!r} {outcome}",
                             {"kvs_arn": arn, "key": key, "removed": outcome == "deleted"})
 
+    def forget_routes(self, versions: list[str]) -> SwitchReport:
+        """Prune deleted ``versions``: delete their routes keys (``<routes prefix><version>[:i]``),
+        which would otherwise fill the KeyValueStore (5 MB) one version at a time. Each delete is
+        conditional on the store's ETag; a version with no routes costs one GetKey."""
+        arn, client = self.settings.kvs_arn, self._factory(KVS_SERVICE)
+
+        def describe() -> str:
+            return _call("cloudfront-keyvaluestore:DescribeKeyValueStore", arn, client.describe_key_value_store,
+                         KvsARN=arn)["ETag"]
+
+        def delete(key: str, etag: str) -> str:
+            return _call("cloudfront-keyvaluestore:DeleteKey", arn, client.delete_key, KvsARN=arn, Key=key,
+                         IfMatch=etag)["ETag"]
+
+        def forget() -> int:
+            etag = describe()
+            deleted = 0
+            for version in versions:
+                first = routes_keys(self.settings.routes_key_prefix, version, 1)[0]
+                try:
+                    value = _call("cloudfront-keyvaluestore:GetKey", arn, client.get_key, KvsARN=arn, Key=first)["Value"]
+                except NotFound:
+                    continue  # no routes (or forgotten by an earlier run)
+                count = int(value.partition("|")[0]) if value.partition("|")[0].isdigit() else 1
+                # the first key last: a run cut short leaves it, and the next prune finds the rest again
+                for key in reversed(routes_keys(self.settings.routes_key_prefix, version, count)):
+                    try:
+                        try:
+                            etag = delete(key, etag)
+                        except ConflictError:
+                            # another writer (a publish switching a channel) moved the store's ETag; a
+                            # pruned version's routes keys are read by no channel, so delete at the new one
+                            etag = delete(key, describe())
+                        deleted += 1
+                    except NotFound:
+                        continue
+            return deleted
+
+        deleted = self._retry.call(forget)
+        return SwitchReport(self.name, True, f"deleted {deleted} routes key(s) of {len(versions)} pruned version(s)",
+                            {"kvs_arn": arn, "deleted_keys": deleted})
+
     def _put(self, items: list[tuple[str, str]]) -> tuple[str | None, str]:
         """Write each (key, value) not already there, in order; the last one's previous value and the ETag."""
         arn, client = self.settings.kvs_arn, self._factory(KVS_SERVICE)
