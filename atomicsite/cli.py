@@ -202,6 +202,7 @@ def publish_cmd(
     layout: Annotated[Optional[str], _opt("--layout", metavar="LAYOUT", help="How the version is stored (docs/layout.md); default: what the channel's live version uses, else objects on a local target and tree on a bucket.")] = None,
     allow_older: Annotated[bool, typer.Option("--allow-older", help="Switch even if DIR was built from an older commit than the channel serves (refused by default, exit 3).")] = False,
     expires: Annotated[Optional[str], _opt("--expires", metavar="AGE", help="Preview channels: expire this long from now (7d, 12h); prune then removes the channel.")] = None,
+    repair: Annotated[bool, typer.Option("--repair", help="Prove every stored object again by listing, even if the version is committed, and store again what is missing or damaged.")] = False,
     *,
     inv: Invocation,
 ):
@@ -215,7 +216,7 @@ def publish_cmd(
     try:
         result = atomicsite.publish(build_dir, channel=inv.settings.channel, promote=not no_promote, message=message,
                                     dry_run=dry_run, settings=inv.settings, events=progress.events(),
-                                    allow_older=allow_older, expires=ttl)
+                                    allow_older=allow_older, expires=ttl, repair=repair)
     finally:
         progress.close()
     inv.show(result, report.publish_result)
@@ -312,7 +313,9 @@ def verify_cmd(
     inv.show(result, report.verify)
     if not result.ok:
         first = (result.missing or result.mismatched)[0]
-        raise_exit(atomicsite.errors.IntegrityError(f"version {result.version} is damaged (first: {first})."), inv)
+        raise_exit(atomicsite.errors.IntegrityError(
+            f"version {result.version} is damaged (first: {first}).",
+            hint="Publish its build again with --repair to store what is missing or changed."), inv)
 
 
 def raise_exit(exc: AtomicsiteError, inv: Invocation):

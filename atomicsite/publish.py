@@ -211,6 +211,7 @@ def publish(
     layout: str | None = None,
     allow_older: bool = False,
     expires: float | None = None,
+    repair: bool = False,
 ) -> PublishResult:
     """Publish ``build_dir`` as a new immutable version, and switch the channel to it.
 
@@ -218,6 +219,8 @@ def publish(
     (:class:`atomicsite.errors.OlderBuildRefused`, exit 3) unless ``allow_older=True``
     (atomicsite.commit_order); ``source`` is the provenance to record (default: detected from git / CI).
     ``expires`` (seconds) makes a preview channel expire that long from now; ``prune`` then removes it.
+    ``repair`` proves every object again by listing, as for a version never published, even when it is
+    already committed, and stores again what is missing or damaged (objects deleted behind the tool's back).
 
     >>> result = publish("dist", "s3://my-bucket/site")          # doctest: +SKIP
     >>> result.version, result.switched
@@ -243,7 +246,7 @@ def publish(
         manifest = replace(manifest, layout=layout or settings.layout or _default_layout(store, pointer, settings))
         if dry_run or pointer.version == manifest.version:
             # A dry run only reads; a build the channel already serves is protected by the pointer itself.
-            planned = _plan(store, settings, pointer, manifest, promote)
+            planned = _plan(store, settings, pointer, manifest, promote, repair)
             if dry_run or planned.plan.committed:
                 events.on_plan(planned.plan)
                 kept = pointer
@@ -263,7 +266,7 @@ def publish(
         # stored until the pointer names it (atomicsite.claims).
         with VersionClaim(store, manifest.version, "publish", wait=settings.prune.wait_seconds,
                           uses_pool=manifest.layout == OBJECTS) as claim:
-            planned = _plan(store, settings, pointer, manifest, promote)
+            planned = _plan(store, settings, pointer, manifest, promote, repair)
             plan = planned.plan
             events.on_plan(plan)
             result = PublishResult(plan, store.url, links=links, ignored=tuple(ignored))
@@ -337,7 +340,8 @@ def _default_layout(store: Store, pointer: PointerState, settings: Settings) -> 
     return OBJECTS if has_link_trees(store) else TREE
 
 
-def _pool_proven(store: Store, manifest: Manifest, pointer: PointerState, workers: int) -> dict[str, bool]:
+def _pool_proven(store: Store, manifest: Manifest, pointer: PointerState, workers: int, *,
+                 repair: bool = False) -> dict[str, bool]:
     """The build's contents found in the objects pool, by sha256, and whether each object holds its bytes.
 
     Called under the publish's pool claim. Every content the channel's current objects-layout manifest
@@ -348,9 +352,11 @@ def _pool_proven(store: Store, manifest: Manifest, pointer: PointerState, worker
     files), otherwise one listing of the pool in pages of 1,000 (a fresh target, a large change).
     Where a listing cannot prove an object's bytes (no MD5, as on the local store), its name and size
     do: a pool object is named by the sha256 of its bytes and written whole; 'atomicsite verify' re-hashes.
+    With ``repair`` nothing is taken on trust: the pool is listed, and an object the listing cannot
+    prove is stored again.
     """
     want = {f.sha256: f for f in manifest.files}
-    base = _objects_base(store, pointer, manifest.version)
+    base = None if repair else _objects_base(store, pointer, manifest.version)
     proven = {f.sha256: True for f in base.files if f.sha256 in want} if base else {}
     unknown = [entry for sha, entry in want.items() if sha not in proven]
     if not unknown:
@@ -358,7 +364,7 @@ def _pool_proven(store: Store, manifest: Manifest, pointer: PointerState, worker
 
     def judge(info: ObjectInfo, entry) -> bool:
         verdict = info.proves(size=entry.size, sha256=entry.sha256, md5=entry.md5)
-        return info.size == entry.size if verdict is None else verdict
+        return info.size == entry.size and not repair if verdict is None else verdict
 
     if base is not None and len(unknown) <= 2 * max(1, math.ceil(len(base.files) / 1000)):
         def look(entry) -> tuple[str, bool] | None:
@@ -388,16 +394,18 @@ def _objects_base(store: Store, pointer: PointerState, version: str) -> Manifest
     return base if base is not None and base.layout == OBJECTS else None
 
 
-def _plan(store: Store, settings: Settings, pointer: PointerState, manifest: Manifest, promote: bool) -> _Planned:
-    """Read what is stored of this version; decide per file (the plan step)."""
-    committed, corrupt_token = _committed_manifest(store, manifest.version)
+def _plan(store: Store, settings: Settings, pointer: PointerState, manifest: Manifest, promote: bool,
+          repair: bool = False) -> _Planned:
+    """Read what is stored of this version; decide per file (the plan step). With ``repair``, a
+    committed version is planned as if it were not: its manifest stays (the commit finds it there)."""
+    committed, corrupt_token = (None, None) if repair else _committed_manifest(store, manifest.version)
     if manifest.layout == OBJECTS and committed is None:
         tree = tree_proven = None
         if has_link_trees(store):
             prefix = version_prefix(manifest.version)
             tree = {info.key[len(prefix):]: info for info in store.list(prefix)}
             tree_proven = _prove_stored(store, manifest, tree)
-        pool_proven = _pool_proven(store, manifest, pointer, settings.concurrency)
+        pool_proven = _pool_proven(store, manifest, pointer, settings.concurrency, repair=repair)
         plan = make_objects_plan(manifest, pointer, committed=False, pool_proven=pool_proven,
                                  tree=tree, tree_proven=tree_proven, promote=promote)
         # a file whose content the listing proved in the pool is proven; the rest by this run's receipts

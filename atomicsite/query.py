@@ -180,7 +180,8 @@ def verify(version: str | None = None, target: str | Store | None = None, *, cha
             raise IntegrityError(
                 f"version {v} is damaged: {len(result.missing)} missing and {len(result.mismatched)} changed "
                 f"object(s) (first: {first}).",
-                hint="Promote a healthy version ('atomicsite rollback'), then prune this one and publish its build again.",
+                hint="Publish its build again with --repair (missing or changed objects are stored again); "
+                     "meanwhile 'atomicsite rollback' serves the previous version.",
             )
         return result
 

@@ -9,6 +9,7 @@ import pytest
 
 import atomicsite
 from atomicsite.config import Settings
+from atomicsite.errors import IntegrityError
 from atomicsite.layout import OBJECTS, POOL, TREE, pool_key
 from atomicsite.stores.local import LocalStore
 
@@ -151,3 +152,27 @@ def test_prune_decides_from_summaries_and_reads_only_kept_manifests(rig, tmp_pat
     assert read == (kept if layout == OBJECTS else set())
     assert atomicsite.verify(None, rig.store, settings=SETTINGS).ok
     assert atomicsite.rollback(rig.store, settings=SETTINGS).version == versions[3]
+
+
+@pytest.mark.parametrize("layout", [TREE, OBJECTS], indirect=True)
+def test_publish_repair_stores_again_what_was_deleted_behind_the_tools_back(rig, tmp_path, layout):
+    from atomicsite.layout import object_key
+    from atomicsite.targets import read_manifest
+
+    build = site(tmp_path)
+    for i in range(10):
+        (build / f"page-{i}.html").write_text(f"page {i}")
+    v1 = publish(build, rig.store).version
+    entry = read_manifest(rig.store, v1).by_path["page-3.html"]
+    gone = [object_key(v1, entry.path)] if layout == TREE else [pool_key(entry.sha256)]
+    if layout == OBJECTS and isinstance(rig.store, LocalStore):
+        gone.append(object_key(v1, entry.path))  # the local store's link tree shares the inode
+    for key in gone:
+        rig.store.delete(key)
+    with pytest.raises(IntegrityError, match="1 missing .* with --repair"):
+        atomicsite.verify(v1, rig.store, settings=SETTINGS)
+    assert publish(build, rig.store).plan.committed  # the same build again: already committed, nothing done
+    fixed = atomicsite.publish(build, rig.store, settings=SETTINGS, source={}, repair=True)
+    assert not fixed.plan.committed and fixed.plan.count("upload") == 1
+    assert fixed.version == v1 and atomicsite.verify(None, rig.store, settings=SETTINGS).ok
+    assert atomicsite.status(rig.store, settings=SETTINGS).manifest["version"] == v1
