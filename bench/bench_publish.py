@@ -245,13 +245,20 @@ def bench_gcs(site: Path, gcs: dict, table: Table, scenario: str, changed_bytes:
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
         st = store.http_stats()
         s = result.plan.summary()
+        # "bytes sent" is every request body; a small upload's body also carries the object's JSON
+        # metadata (what S3 sends as headers, which the S3 table does not count), so the bound is
+        # checked on the content alone, and the envelope is shown beside it.
+        content = st["bytes_sent"] - st["envelope_bytes"]
         row = table.add(tool=f"atomicsite ({layout}) → GCS", scenario=NAMES[scenario], **{
             "wall s": wall, "cpu s": cpu, "requests": st["requests"], "bytes sent": st["bytes_sent"]},
-            note=f"upload {s['upload']['files']}, copy {s['copy']['files']}, skip {s['skip']['files']}")
+            note=f"upload {s['upload']['files']}, copy {s['copy']['files']}, skip {s['skip']['files']}; "
+                 f"content {content}, metadata envelopes {st['envelope_bytes']}; content by kind "
+                 + json.dumps(st["content_by_kind"], separators=(",", ":")))
+        row["content"] = content
         row["objects"] = sum(1 for _ in store.list(POOL)) if layout == "objects" else 0
         v = result.version
-        row["bound_bytes"] = changed_bytes + sum(store.head(f"_atomicsite/{k}").size for k in (
-            f"manifests/{v}.json", f"summaries/{v}.json", "channels/live.json"))
+        row["bound_bytes"] = changed_bytes + st["content_by_kind"].get("claims", 0) + sum(
+            store.head(f"_atomicsite/{k}").size for k in (f"manifests/{v}.json", f"summaries/{v}.json", "channels/live.json"))
         rows.append(row)
     return rows
 
@@ -358,9 +365,11 @@ def check_bucket(name: str, rows: dict, base: dict, files: int) -> list[str]:
     c = rows.get(("objects", "c"))
     if c:
         bound = CHANGED + math.ceil(c["objects"] / 1000) + 10
+        sent = c.get("content", c["bytes sent"])  # GCS: content, without the uploads' metadata envelopes
+        what = "content bytes" if "content" in c else "bytes"
         line = (f"{name} objects (c): requests {c['requests']} <= 10 + ceil({c['objects']}/1000) + 10 = {bound}: "
-                f"{verdict(c['requests'] <= bound)}; bytes {c['bytes sent']} <= changed + manifest + summary + "
-                f"pointer + claim = {c['bound_bytes']}: {verdict(c['bytes sent'] <= c['bound_bytes'])}")
+                f"{verdict(c['requests'] <= bound)}; {what} {sent} <= changed + manifest + summary + "
+                f"pointer + claim = {c['bound_bytes']}: {verdict(sent <= c['bound_bytes'])}")
         for tool in ("aws s3 sync", "s5cmd sync"):
             if (b := base.get((tool, "c"))):
                 line += f"; wall {c['wall s']:.2f}s vs {tool} {b['wall s']:.2f}s: {verdict(c['wall s'] <= b['wall s'])}"

@@ -424,8 +424,12 @@ def test_http_stats_count_requests_and_bytes_from_many_threads(gcs_rig):
     stats = store.http_stats()
     assert stats["requests"] == 64
     assert 64 * 1000 <= stats["bytes_sent"] < 64 * 3000  # bodies plus multipart envelopes
+    assert stats["bytes_sent"] - stats["envelope_bytes"] == 64 * 1000  # the envelope is told apart exactly
+    assert stats["content_by_kind"] == {"v": 64 * 1000}
+    store.put("_atomicsite/claims/x.json", b"{}")
+    assert store.http_stats()["content_by_kind"] == {"v": 64 * 1000, "claims": 2}
     store.reset_http_stats()
-    assert store.http_stats() == {"requests": 0, "bytes_sent": 0}
+    assert store.http_stats() == {"requests": 0, "bytes_sent": 0, "envelope_bytes": 0, "content_by_kind": {}}
 
 
 def test_connection_pool_is_sized_to_the_workers(gcs_rig):

@@ -17,6 +17,7 @@ import dataclasses
 
 import base64
 import contextlib
+import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -52,6 +53,27 @@ _CREDENTIALS_HINT = (
     "Run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS, "
     "or use google-github-actions/auth in CI."
 )
+
+
+def _multipart_upload(content_type: str | bytes, body) -> tuple[int, int, str]:
+    """(envelope bytes, content bytes, object name) of a multipart/related upload: the envelope is
+    what is not the object's content (boundaries, the JSON metadata part, the media part's headers).
+    (0, 0, "") for any other request."""
+    if isinstance(content_type, str):
+        content_type = content_type.encode("latin-1")
+    if not content_type.startswith(b"multipart/related") or not isinstance(body, (bytes, bytearray)):
+        return 0, 0, ""
+    boundary = content_type.partition(b"boundary=")[2].strip(b'"')
+    parts = body.split(b"--" + boundary) if boundary else []
+    if len(parts) < 3:
+        return 0, 0, ""
+    media = parts[2].partition(b"\r\n\r\n")[2]
+    media = media[:-2] if media.endswith(b"\r\n") else media
+    try:
+        name = json.loads(parts[1].partition(b"\r\n\r\n")[2]).get("name", "")
+    except ValueError:
+        name = ""
+    return len(body) - len(media), len(media), name
 
 
 class GCSStore:
@@ -91,6 +113,8 @@ class GCSStore:
         self._stats_lock = threading.Lock()
         self._requests = 0
         self._bytes_sent = 0
+        self._envelope_bytes = 0
+        self._content_by_kind: dict[str, int] = {}
         self._instrument(self._client._http)
 
     @classmethod
@@ -159,22 +183,36 @@ class GCSStore:
                 sent = len(body)
             else:
                 sent = 0
+            envelope, content, name = _multipart_upload(request.headers.get("Content-Type", ""), body)
+            kind = name[len(self.root) + 1:] if self.root and name.startswith(self.root + "/") else name
+            kind = kind.split("/", 2)[1] if kind.startswith("_atomicsite/") else kind.split("/", 1)[0]
             with self._stats_lock:
                 self._requests += 1
                 self._bytes_sent += sent
+                self._envelope_bytes += envelope
+                if content:
+                    self._content_by_kind[kind] = self._content_by_kind.get(kind, 0) + content
             return send(request, **kwargs)
 
         session.send = counting_send  # Session.request and redirects both go through self.send
 
     def http_stats(self) -> dict[str, int]:
-        """HTTP requests sent and their body bytes, since creation or :meth:`reset_http_stats`."""
+        """HTTP requests sent and their body bytes, since creation or :meth:`reset_http_stats`;
+        ``envelope_bytes`` is the part of those bytes that is not object content: a small upload is one
+        multipart request whose first part is the object's JSON metadata (name, Content-Type,
+        Cache-Control, sha256), what S3 sends as headers. ``content_by_kind`` splits the content of
+        such uploads by what they are: ``objects``, ``claims``, ``manifests``, … (``_atomicsite/<kind>/``)
+        or ``v`` (a version's tree)."""
         with self._stats_lock:
-            return {"requests": self._requests, "bytes_sent": self._bytes_sent}
+            return {"requests": self._requests, "bytes_sent": self._bytes_sent, "envelope_bytes": self._envelope_bytes,
+                    "content_by_kind": dict(self._content_by_kind)}
 
     def reset_http_stats(self) -> None:
         with self._stats_lock:
             self._requests = 0
             self._bytes_sent = 0
+            self._envelope_bytes = 0
+            self._content_by_kind = {}
 
     # -- keys and errors --------------------------------------------------------------------------
 
