@@ -28,7 +28,7 @@ from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
 from .commit_order import OrderVerdict
 from .summaries import read_summary, resync_summary, write_summary
 from .switch import SwitchOutcome, judge_order, reconcile_live_link, switch_channel
-from .targets import detect_source, find_manifest, list_manifest_infos, opened
+from .targets import ManifestMemo, detect_source, find_manifest, list_manifest_infos, opened
 from .transfer import run_one, run_transfers
 
 
@@ -105,7 +105,8 @@ def _prove_stored(store: Store, manifest: Manifest, stored: dict[str, ObjectInfo
     return proven
 
 
-def _known_manifests(store: Store, plan_pointer, version: str, limit: int) -> list[Manifest]:
+def _known_manifests(store: Store, read: Callable[[str], Manifest | None], plan_pointer, version: str,
+                     limit: int) -> list[Manifest]:
     """Complete older versions to copy unchanged files from: the channel's current and previous, and the newest."""
     if limit <= 0:
         return []
@@ -122,7 +123,7 @@ def _known_manifests(store: Store, plan_pointer, version: str, limit: int) -> li
     known = []
     for v in wanted:
         try:
-            m = find_manifest(store, v)
+            m = read(v)
         except IntegrityError:
             continue  # a corrupt old manifest only means we cannot copy from it
         if m:
@@ -242,11 +243,12 @@ def publish(
                                   message=message, rules=rules)
 
         events.on_stage("plan")
+        memo = ManifestMemo(store)  # the served version's manifest is read once, however many steps need it
         pointer = read_pointer(store, channel)
-        manifest = replace(manifest, layout=layout or settings.layout or _default_layout(store, pointer, settings))
+        manifest = replace(manifest, layout=layout or settings.layout or _default_layout(store, pointer, settings, memo.find))
         if dry_run or pointer.version == manifest.version:
             # A dry run only reads; a build the channel already serves is protected by the pointer itself.
-            planned = _plan(store, settings, pointer, manifest, promote, repair)
+            planned = _plan(store, settings, pointer, manifest, promote, memo, repair)
             if dry_run or planned.plan.committed:
                 events.on_plan(planned.plan)
                 kept = pointer
@@ -256,7 +258,7 @@ def publish(
                         kept = write_pointer(store, pointer, with_expiry(pointer.pointer, expiry))
                 order = None
                 if dry_run and planned.plan.switch == SWITCH:
-                    order = judge_order(store, pointer, planned.plan.manifest)
+                    order = judge_order(store, pointer, planned.plan.manifest, memo.find)
                     if order.older and allow_older:
                         order = replace(order, allowed_by_flag=True)
                 return _previewed(PublishResult(planned.plan, store.url, dry_run=dry_run,
@@ -266,7 +268,7 @@ def publish(
         # stored until the pointer names it (atomicsite.claims).
         with VersionClaim(store, manifest.version, "publish", wait=settings.prune.wait_seconds,
                           uses_pool=manifest.layout == OBJECTS) as claim:
-            planned = _plan(store, settings, pointer, manifest, promote, repair)
+            planned = _plan(store, settings, pointer, manifest, promote, memo, repair)
             plan = planned.plan
             events.on_plan(plan)
             result = PublishResult(plan, store.url, links=links, ignored=tuple(ignored))
@@ -288,7 +290,7 @@ def publish(
                 claim.ensure_held()
                 result.outcome = switch_channel(store, settings, pointer, plan.manifest, action="publish",
                                                 message=message, guard=True, allow_older=allow_older,
-                                                expires=expiry)
+                                                expires=expiry, read_manifest=memo.find)
         result.seconds = time.monotonic() - started
         result.retries = getattr(store, "retries", 0)
         return _previewed(result, settings, channel, pointer)
@@ -320,7 +322,8 @@ class _Planned:
     corrupt_token: str | None
 
 
-def _default_layout(store: Store, pointer: PointerState, settings: Settings) -> str:
+def _default_layout(store: Store, pointer: PointerState, settings: Settings,
+                    read: Callable[[str], Manifest | None] | None = None) -> str:
     """An existing channel keeps the layout of the version it serves; a new one gets the objects layout
     on the local store (whose ``current`` is a hard-linked tree either way) and the tree layout on a
     bucket, which any static host, CloudFront origin path or edge key can serve (docs/layout.md). With
@@ -332,7 +335,7 @@ def _default_layout(store: Store, pointer: PointerState, settings: Settings) -> 
         if summary is not None:
             return summary.extra.get("layout", TREE)
         try:
-            current = find_manifest(store, pointer.version)
+            current = (read or (lambda v: find_manifest(store, v)))(pointer.version)
         except IntegrityError:
             current = None
         if current is not None:
@@ -340,8 +343,8 @@ def _default_layout(store: Store, pointer: PointerState, settings: Settings) -> 
     return OBJECTS if has_link_trees(store) else TREE
 
 
-def _pool_proven(store: Store, manifest: Manifest, pointer: PointerState, workers: int, *,
-                 repair: bool = False) -> dict[str, bool]:
+def _pool_proven(store: Store, manifest: Manifest, pointer: PointerState, read: Callable[[str], Manifest | None],
+                 workers: int, *, repair: bool = False) -> dict[str, bool]:
     """The build's contents found in the objects pool, by sha256, and whether each object holds its bytes.
 
     Called under the publish's pool claim. Every content the channel's current objects-layout manifest
@@ -356,7 +359,7 @@ def _pool_proven(store: Store, manifest: Manifest, pointer: PointerState, worker
     prove is stored again.
     """
     want = {f.sha256: f for f in manifest.files}
-    base = None if repair else _objects_base(store, pointer, manifest.version)
+    base = None if repair else _objects_base(read, pointer, manifest.version)
     proven = {f.sha256: True for f in base.files if f.sha256 in want} if base else {}
     unknown = [entry for sha, entry in want.items() if sha not in proven]
     if not unknown:
@@ -383,19 +386,19 @@ def _pool_proven(store: Store, manifest: Manifest, pointer: PointerState, worker
     return proven
 
 
-def _objects_base(store: Store, pointer: PointerState, version: str) -> Manifest | None:
+def _objects_base(read: Callable[[str], Manifest | None], pointer: PointerState, version: str) -> Manifest | None:
     """The manifest of the version the channel serves, if it is another objects-layout version that reads cleanly."""
     if not pointer.version or pointer.version == version:
         return None
     try:
-        base = find_manifest(store, pointer.version)
+        base = read(pointer.version)
     except IntegrityError:
         return None
     return base if base is not None and base.layout == OBJECTS else None
 
 
 def _plan(store: Store, settings: Settings, pointer: PointerState, manifest: Manifest, promote: bool,
-          repair: bool = False) -> _Planned:
+          memo: ManifestMemo, repair: bool = False) -> _Planned:
     """Read what is stored of this version; decide per file (the plan step). With ``repair``, a
     committed version is planned as if it were not: its manifest stays (the commit finds it there)."""
     committed, corrupt_token = (None, None) if repair else _committed_manifest(store, manifest.version)
@@ -405,7 +408,8 @@ def _plan(store: Store, settings: Settings, pointer: PointerState, manifest: Man
             prefix = version_prefix(manifest.version)
             tree = {info.key[len(prefix):]: info for info in store.list(prefix)}
             tree_proven = _prove_stored(store, manifest, tree)
-        pool_proven = _pool_proven(store, manifest, pointer, settings.concurrency, repair=repair)
+        # read again now, under the claim: the proof needs the manifest as it is after the claim was written
+        pool_proven = _pool_proven(store, manifest, pointer, memo.fresh, settings.concurrency, repair=repair)
         plan = make_objects_plan(manifest, pointer, committed=False, pool_proven=pool_proven,
                                  tree=tree, tree_proven=tree_proven, promote=promote)
         # a file whose content the listing proved in the pool is proven; the rest by this run's receipts
@@ -417,7 +421,7 @@ def _plan(store: Store, settings: Settings, pointer: PointerState, manifest: Man
         prefix = version_prefix(manifest.version)
         stored = {info.key[len(prefix):]: info for info in store.list(prefix)}
         proven = _prove_stored(store, manifest, stored)
-        known = _known_manifests(store, pointer, manifest.version, settings.reuse_from)
+        known = _known_manifests(store, memo.find, pointer, manifest.version, settings.reuse_from)
     else:
         manifest = committed  # keep the first publish's record of time, message and source
     plan = make_plan(manifest, pointer, committed=committed is not None, stored=stored, proven=proven,

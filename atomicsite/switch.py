@@ -7,6 +7,7 @@ switchers (CloudFront) and, when asked, a health check of URLs that switches bac
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlparse
 
@@ -114,16 +115,19 @@ def _quiet_manifest(store: Store, version: str | None) -> Manifest | None:
         return None
 
 
-def judge_order(store: Store, state: PointerState, manifest: Manifest) -> OrderVerdict:
-    """How ``manifest``'s commit relates to the commit the channel serves (atomicsite.commit_order)."""
-    live = commit_order.live_manifest(lambda v: find_manifest(store, v), state.version)
+def judge_order(store: Store, state: PointerState, manifest: Manifest,
+                read: Callable[[str], Manifest | None] | None = None) -> OrderVerdict:
+    """How ``manifest``'s commit relates to the commit the channel serves (atomicsite.commit_order).
+    ``read`` finds a manifest (default: from the store; publish passes the ones it already read)."""
+    live = commit_order.live_manifest(read or (lambda v: find_manifest(store, v)), state.version)
     return commit_order.judge(state.version, live, manifest, commit_order.git_ancestry())
 
 
 def switch_channel(store: Store, settings: Settings, state: PointerState, manifest: Manifest, *, action: str,
                    message: str | None = None, pinned: bool | None = None,
                    verify_urls: tuple[str, ...] | None = None, guard: bool = False,
-                   allow_older: bool = False, expires: str | None = None) -> SwitchOutcome:
+                   allow_older: bool = False, expires: str | None = None,
+                   read_manifest: Callable[[str], Manifest | None] | None = None) -> SwitchOutcome:
     """CAS the pointer to ``manifest.version``, run switchers, health-check and switch back on failure.
 
     The caller holds a claim on the version (:class:`atomicsite.claims.VersionClaim`), so no prune
@@ -150,7 +154,7 @@ def switch_channel(store: Store, settings: Settings, state: PointerState, manife
         )
     order = None
     if guard:  # judged against the pointer as read: the write below swaps against that same token
-        order = commit_order.enforce(judge_order(store, state, manifest), channel=state.channel,
+        order = commit_order.enforce(judge_order(store, state, manifest, read_manifest), channel=state.channel,
                                      live_version=state.version, new_version=manifest.version, action=action,
                                      allow_older=allow_older)
     new = next_pointer(state, manifest.version, action=action, message=message, pinned=pinned, expires=expires)

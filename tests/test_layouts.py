@@ -96,6 +96,9 @@ def test_a_small_change_looks_up_only_its_new_contents(rig, tmp_path):
     heads = sorted(key for op, key in ops.calls if op == "head" and key.startswith(POOL))
     new = {pool_key(e.sha256) for e in result.plan.manifest.files} - {pool_key(e.sha256) for e in first.plan.manifest.files}
     assert heads == sorted(new)
+    # the served version's manifest is read once: planning and the commit-order guard share it
+    base = f"_atomicsite/manifests/{first.version}.json"
+    assert [key for op, key in ops.calls if op == "get" and key == base] == [base]
     assert atomicsite.verify(None, rig.store, settings=SETTINGS).ok
 
 
