@@ -19,7 +19,7 @@ import pytest
 
 import atomicsite
 from atomicsite.channels import read_all_pointers
-from atomicsite.layout import version_prefix
+from atomicsite.layout import OBJECTS, TREE, content_key, has_link_trees, version_prefix
 from atomicsite.targets import list_manifest_infos, read_manifest
 
 from .helpers import SETTINGS
@@ -83,20 +83,28 @@ def check_invariant(store) -> None:
     for name, state in read_all_pointers(store).items():
         report = atomicsite.verify(state.pointer.version, store, settings=SETTINGS, raise_on_failure=False)
         assert report.ok, f"channel {name!r} serves {state.pointer.version}, which does not verify: {report.to_dict()}"
+    pool = {i.key for i in store.list("_atomicsite/objects/")}
+    links = has_link_trees(store)
     for version, _ in list_manifest_infos(store):
-        stored = {i.key for i in store.list(version_prefix(version))}
-        missing = [f.path for f in read_manifest(store, version).files if version_prefix(version) + f.path not in stored]
-        assert not missing, f"committed version {version} is missing {missing}"
+        manifest = read_manifest(store, version)
+        stored = {i.key for i in store.list(version_prefix(version))} | pool
+        missing = [f.path for f in manifest.files
+                   if content_key(version, manifest.layout, f.path, f.sha256, link_trees=links) not in stored]
+        assert not missing, f"committed version {version} ({manifest.layout} layout) is missing {missing}"
 
 
-def test_publishers_promoters_and_pruners_in_parallel_processes(rig, tmp_path):
+@pytest.mark.parametrize("layout", [TREE, OBJECTS])
+def test_publishers_promoters_and_pruners_in_parallel_processes(rig, tmp_path, layout):
+    """Over both layouts: in the objects layout every publish of a changed build relies on the served
+    version's manifest for what the pool holds, while prunes collect the pool."""
     if rig.name == "local" and not hasattr(os, "fork"):
         pytest.skip("POSIX only")
     seed = int(os.environ.get("ATOMICSITE_STRESS_SEED", random.SystemRandom().randrange(1 << 16)))
     builds = make_builds(tmp_path)
     ctx = multiprocessing.get_context("spawn")  # the parent runs server threads: never fork it
     start, done, errors = ctx.Barrier(WORKERS + 1), ctx.Barrier(WORKERS + 1), ctx.Queue()
-    procs = [ctx.Process(target=worker, args=(n, seed, rig.url, rig.env, builds, start, done, errors), daemon=True)
+    env = {**rig.env, "ATOMICSITE_LAYOUT": layout}
+    procs = [ctx.Process(target=worker, args=(n, seed, rig.url, env, builds, start, done, errors), daemon=True)
              for n in range(WORKERS)]
     for p in procs:
         p.start()
