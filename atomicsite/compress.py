@@ -65,14 +65,14 @@ class CompressSettings:
 def parse_encodings(value, where: str) -> tuple[str, ...]:
     """``["br", "gzip"]`` (or ``"br,gzip"`` from the environment or a flag) → a checked tuple."""
     if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
+        value = [] if value.strip().lower() == "none" else [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{where}: must be a list of encodings, like [\"br\", \"gzip\"]")
     out: list[str] = []
     for v in value:
         name = v.strip().lower()
         if name not in ENCODINGS:
-            raise ConfigError(f"{where}: unknown encoding {v!r}", hint=f"Use {' and/or '.join(ENCODINGS)}, or [] for none.")
+            raise ConfigError(f"{where}: unknown encoding {v!r}", hint=f"Use {' and/or '.join(ENCODINGS)} (an empty list, or none, turns compression off).")
         if name not in out:
             out.append(name)
     return tuple(e for e in ENCODINGS if e in out)  # a fixed order: the same settings, the same manifest

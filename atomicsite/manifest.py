@@ -141,6 +141,11 @@ class Manifest:
         out += [(f.as_variant(v), v.encoding) for f in self.files for v in f.variants]
         return tuple(out)
 
+    @cached_property
+    def stored_by_path(self) -> dict[str, FileEntry]:
+        """:attr:`stored` by path in the version's tree (a variant at ``<path>.br``)."""
+        return {e.path: e for e, _ in self.stored}
+
     @property
     def has_variants(self) -> bool:
         return any(f.variants for f in self.files)

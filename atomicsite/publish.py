@@ -24,6 +24,7 @@ from .routing.build import scan_site
 from .routing.s3_website import write_website_redirects
 from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
 from .commit_order import OrderVerdict
+from .compress import VariantFiles, add_variants
 from .summaries import read_summary, resync_summary, write_summary
 from .switch import SwitchOutcome, judge_order, reconcile_live_link, switch_channel
 from .targets import detect_source, find_manifest, list_manifest_infos, opened
@@ -93,7 +94,7 @@ def _prove_stored(store: Store, manifest: Manifest, stored: dict[str, ObjectInfo
     """Whether each already-stored object holds the manifest's bytes; HEAD only where a listing can't tell."""
     proven = {}
     for path, info in stored.items():
-        entry = manifest.by_path.get(path)
+        entry = manifest.stored_by_path.get(path)
         if entry is None:
             continue
         verdict = info.proves(size=entry.size, sha256=entry.sha256, md5=entry.md5)
@@ -223,16 +224,19 @@ def publish(
     """
     started = time.monotonic()
     events = events or PublishEvents()
-    with opened(target, settings) as (store, settings):
+    with opened(target, settings) as (store, settings), VariantFiles() as variants:
         channel = check_channel(channel or settings.channel)
         expiry = _expiry(channel, expires)
         events.on_stage("scan")
         ignored: list[str] = []
         files, rules = scan_site(build_dir, settings, on_file=events.on_scan,  # rule errors stop it here
                                  on_ignored=ignored.append)
-        sources = {f.entry.path: f.source for f in files}
         events.on_stage("links")  # before the store is touched: a refused build uploads nothing
         links = gate(files, settings.links, dry_run=dry_run, rules=rules)
+        if settings.compress:
+            events.on_stage("compress")
+            files = add_variants(files, settings.compress, variants)  # brotli/gzip copies (atomicsite.compress)
+        sources = {f.entry.path: f.source for f in files} | variants.sources
         manifest = Manifest.build((f.entry for f in files), source=source if source is not None else detect_source(),
                                   message=message, rules=rules)
 
@@ -340,7 +344,7 @@ def _pool_proven(store: Store, manifest: Manifest) -> dict[str, bool]:
 
     A pool object is named by the sha256 of its bytes and written whole, so where a listing cannot
     prove it (no MD5, as on the local store) its name and size do; 'atomicsite verify' re-hashes."""
-    want = {f.sha256: f for f in manifest.files}
+    want = {f.sha256: f for f, _ in manifest.stored}
     proven = {}
     for info in store.list(POOL):
         sha = sha_of_pool_key(info.key)
@@ -364,7 +368,7 @@ def _plan(store: Store, settings: Settings, pointer: PointerState, manifest: Man
         plan = make_objects_plan(manifest, pointer, committed=False, pool_proven=pool_proven,
                                  tree=tree, tree_proven=tree_proven, promote=promote)
         # a file whose content the listing proved in the pool is proven; the rest by this run's receipts
-        return _Planned(plan, {f.path: True for f in manifest.files if pool_proven.get(f.sha256)}, corrupt_token)
+        return _Planned(plan, {f.path: True for f, _ in manifest.stored if pool_proven.get(f.sha256)}, corrupt_token)
     stored: dict[str, ObjectInfo] = {}
     proven: dict[str, bool] = {}
     known: list[Manifest] = []
