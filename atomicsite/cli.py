@@ -232,7 +232,6 @@ def promote_cmd(
     message: Annotated[Optional[str], _opt("--message", "-m", metavar="TEXT", help="Why; kept in the history.")] = None,
     repair: Annotated[bool, typer.Option("--repair", help="Replace a corrupt channel pointer.")] = False,
     verify_url: Annotated[Optional[list[str]], _opt("--verify-url", metavar="URL", help="Health-check URL after the switch (repeatable).")] = None,
-    compress: Annotated[Optional[str], _opt("--compress", metavar="ENCODINGS", help="Store precompressed variants: br, gzip or br,gzip ('none': off); default: the compress setting, else none (docs/config.md).")] = None,
     allow_older: Annotated[bool, typer.Option("--allow-older", help="Switch even if VERSION was built from an older commit than the channel serves (refused by default, exit 3).")] = False,
     *,
     inv: Invocation,
