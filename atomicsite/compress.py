@@ -141,34 +141,61 @@ class VariantFiles:
         self.close()
 
 
-def add_variants(files: list, settings: CompressSettings, out: VariantFiles, *, workers: int | None = None,
-                 on_file=None) -> list:
+def known_variants(manifests: Iterable) -> dict[tuple[str, str], object]:
+    """``(file sha256, encoding) → Variant`` from committed manifests of the target (atomicsite.manifest)."""
+    return {(f.sha256, v.encoding): v for m in manifests for f in m.files for v in f.variants}
+
+
+@dataclass(frozen=True)
+class Remake:
+    """The bytes of a variant whose record was reused from an older version, made again only if its
+    object has to be uploaded after all (the older object is gone): they must hash as recorded."""
+
+    source: Path
+    variant: object  # atomicsite.manifest.Variant
+
+    def __call__(self) -> bytes:
+        from .errors import IntegrityError
+
+        packed = compress_bytes(Path(self.source).read_bytes(), self.variant.encoding)
+        if hashlib.sha256(packed).hexdigest() != self.variant.sha256:
+            raise IntegrityError(
+                f"{self.source}: its {self.variant.encoding} variant, recorded by an older version whose object "
+                "is gone, compresses to other bytes with this brotli/zlib release.",
+                hint="Publish once with --compress none, then with compress on again (that makes fresh variants).")
+        return packed
+
+
+def add_variants(files: list, settings: CompressSettings, out: VariantFiles, *, known: Mapping | None = None,
+                 workers: int | None = None) -> list:
     """Scanned files (atomicsite.scan.ScannedFile) → the same, their entries carrying variants.
 
-    Each variant's bytes go to ``out`` (its ``sources`` maps the variant's tree path to them)."""
+    Each new variant's bytes go to ``out`` (its ``sources`` maps the variant's tree path to them). A
+    variant ``known`` (:func:`known_variants`) for the same content is reused without compressing:
+    publish copies its object (tree layout) or finds it in the pool (objects layout)."""
     from .manifest import Variant
 
     if not settings:
         return files
     taken = {f.entry.path for f in files}
+    known = known or {}
 
     def one(f):
         e = f.entry
         if not settings.wants(e.content_type, e.size):
             return f, []
         todo = [enc for enc in settings.encodings if variant_path(e.path, enc) not in taken]
-        if not todo:
-            return f, []
-        data = Path(f.source).read_bytes()
-        made = []
-        for enc in todo:
-            packed = compress_bytes(data, enc)
-            if len(packed) >= e.size:
-                continue  # no saving: the file is served as it is
-            made.append((Variant(enc, hashlib.sha256(packed).hexdigest(), len(packed),
-                                 hashlib.md5(packed).hexdigest()), packed))
-        if on_file:
-            on_file(e.size)
+        made = [(known[(e.sha256, enc)], None) for enc in todo if (e.sha256, enc) in known]
+        todo = [enc for enc in todo if (e.sha256, enc) not in known]
+        if todo:
+            data = Path(f.source).read_bytes()
+            for enc in todo:
+                packed = compress_bytes(data, enc)
+                if len(packed) >= e.size:
+                    continue  # no saving: the file is served as it is
+                made.append((Variant(enc, hashlib.sha256(packed).hexdigest(), len(packed),
+                                     hashlib.md5(packed).hexdigest()), packed))
+        made.sort(key=lambda m: ENCODINGS.index(m[0].encoding))
         return f, made
 
     result = []
@@ -177,7 +204,8 @@ def add_variants(files: list, settings: CompressSettings, out: VariantFiles, *, 
         for f, made in pool.map(one, files):
             if made:
                 for v, packed in made:
-                    out.sources[variant_path(f.entry.path, v.encoding)] = out.write(packed)
+                    path = variant_path(f.entry.path, v.encoding)
+                    out.sources[path] = out.write(packed) if packed is not None else Remake(f.source, v)
                 f = replace(f, entry=replace(f.entry, variants=tuple(v for v, _ in made)))
             result.append(f)
     return result

@@ -24,7 +24,7 @@ from .routing.build import scan_site
 from .routing.s3_website import write_website_redirects
 from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
 from .commit_order import OrderVerdict
-from .compress import VariantFiles, add_variants
+from .compress import VariantFiles, add_variants, known_variants
 from .summaries import read_summary, resync_summary, write_summary
 from .switch import SwitchOutcome, judge_order, reconcile_live_link, switch_channel
 from .targets import detect_source, find_manifest, list_manifest_infos, opened
@@ -233,15 +233,18 @@ def publish(
                                  on_ignored=ignored.append)
         events.on_stage("links")  # before the store is touched: a refused build uploads nothing
         links = gate(files, settings.links, dry_run=dry_run, rules=rules)
-        if settings.compress:
-            events.on_stage("compress")
-            files = add_variants(files, settings.compress, variants)  # brotli/gzip copies (atomicsite.compress)
-        sources = {f.entry.path: f.source for f in files} | variants.sources
-        manifest = Manifest.build((f.entry for f in files), source=source if source is not None else detect_source(),
-                                  message=message, rules=rules)
 
         events.on_stage("plan")
         pointer = read_pointer(store, channel)
+        if settings.compress:
+            events.on_stage("compress")
+            # brotli/gzip copies (atomicsite.compress); a file the target's recent versions already
+            # have variants of is not compressed again: their records are reused, their objects copied
+            known = known_variants(_known_manifests(store, pointer, "", settings.reuse_from))
+            files = add_variants(files, settings.compress, variants, known=known)
+        sources = {f.entry.path: f.source for f in files} | variants.sources
+        manifest = Manifest.build((f.entry for f in files), source=source if source is not None else detect_source(),
+                                  message=message, rules=rules)
         manifest = replace(manifest, layout=layout or settings.layout or _default_layout(store, pointer, settings))
         if dry_run or pointer.version == manifest.version:
             # A dry run only reads; a build the channel already serves is protected by the pointer itself.

@@ -28,6 +28,8 @@ def run_one(store: Store, action: FileAction, source: Path) -> ObjectInfo:
             return store.copy(action.source_key, action.key, size=e.size, **headers)
         except ObjectNotFound:
             pass
+    if callable(source):  # a reused variant's record whose older object is gone (atomicsite.compress.Remake)
+        source = source()
     try:
         return store.put(action.key, source, **headers)
     except OSError as exc:

@@ -261,3 +261,30 @@ def test_config_errors_are_one_line_with_exit_2(tmp_path, config, flags, message
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "target").exists()
+
+
+def test_unchanged_files_are_not_compressed_again(rig, tmp_path, monkeypatch, layout):
+    import atomicsite.compress as compress
+
+    build = build_site(tmp_path)
+    v1 = publish(build, rig.store).version
+    (build / "index.html").write_text(PAGE + "<p>changed</p>")
+    made: list[str] = []
+    real = compress.compress_bytes
+    monkeypatch.setattr(compress, "compress_bytes", lambda data, enc: made.append(enc) or real(data, enc))
+    result = publish(build, rig.store)
+    assert sorted(made) == ["br", "gzip"]  # index.html's two variants; the other files' records are reused
+    variants = [a for a in result.plan.actions if a.encoding]
+    assert len(variants) == 7
+    uploaded = [a.entry.path for a in variants if a.kind == "upload"]
+    assert uploaded == ["index.html.br", "index.html.gz"] or sorted(uploaded) == ["index.html.br", "index.html.gz"]
+    assert atomicsite.verify(None, rig.store, settings=COMPRESS).ok
+    # a variant whose older objects are all gone is made again when uploaded, and hashes as recorded
+    m1, m2 = read_manifest(rig.store, v1), read_manifest(rig.store, result.version)
+    (build / "index.html").write_text(PAGE + "<p>changed again</p>")
+    gone = m1.by_path["data.json"].variant("br").sha256
+    rig.store.delete_many({_variant_key(rig.store, m, "data.json", "br") for m in (m1, m2)} | {pool_key(gone)})
+    made.clear()
+    third = publish(build, rig.store)
+    assert sorted(made) == ["br", "br", "gzip"] and third.switched  # index.html's two, data.json's br again
+    assert atomicsite.verify(None, rig.store, settings=COMPRESS).ok
