@@ -11,10 +11,11 @@ Two tables:
            files got variants. Sites: the synthetic generator (its filler is random hex, so it
            compresses worse than real text) and each site in fixtures/generators/ (real generator
            output, but small pages: many are under 1 KiB, so a second row uses min size 1 byte).
-  publish  a fresh ``publish`` of the synthetic site to a new local target with compress off
-           (the baseline) and with ``["br", "gzip"]``, alternating, ``--rounds`` times each: wall
-           time and process CPU (user+system of every thread, from ``os.times``), the median of
-           the rounds; plus the compress step alone (``add_variants``).
+  publish  (a) a fresh ``publish`` of the synthetic site to a new local target and (c) a publish
+           after changing 10 files, with compress off (the baseline) and with ``["br", "gzip"]``,
+           alternating, ``--rounds`` times each: wall time and process CPU (user+system of every
+           thread, from ``os.times``), the median of the rounds; plus the compress step alone
+           (``add_variants``). (c) shows that unchanged files are not compressed again.
 
 Not part of the test run.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -33,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fixtures.synthetic import generate_site  # noqa: E402
+from fixtures.synthetic import change_files, generate_site  # noqa: E402
 
 import atomicsite  # noqa: E402
 from atomicsite.compress import CompressSettings, VariantFiles, add_variants, savings  # noqa: E402
@@ -100,16 +102,23 @@ def main() -> None:
 
         print(f"\npublish: synthetic site ({args.files} files, {human(rows[0]['identity'])}), local store, tree "
               f"layout, fresh target each time; median of {args.rounds} rounds, off and on alternating")
-        results: dict[str, list[tuple[float, float]]] = {"off": [], "br+gzip": []}
+        results: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for i in range(args.rounds):
             for label, setting in (("off", CompressSettings()), ("br+gzip", ON)):
-                results[label].append(timed_publish(synthetic, work / f"target-{label}-{i}", setting))
-        base_wall = statistics.median(w for w, _ in results["off"])
-        base_cpu = statistics.median(c for _, c in results["off"])
-        print(f"{'compress':<10} {'wall s':>8} {'cpu s':>8} {'wall x':>7} {'cpu x':>7}")
-        for label, runs in results.items():
+                site = work / f"site-{label}-{i}"
+                shutil.copytree(synthetic, site)
+                target = work / f"target-{label}-{i}"
+                results.setdefault(("(a) fresh", label), []).append(timed_publish(site, target, setting))
+                change_files(site, 10, seed=i + 1)
+                results.setdefault(("(c) 10 changed", label), []).append(timed_publish(site, target, setting))
+                shutil.rmtree(site)
+                shutil.rmtree(target)
+        print(f"{'publish':<16} {'compress':<10} {'wall s':>8} {'cpu s':>8} {'wall x':>7} {'cpu x':>7}")
+        for (scenario, label), runs in results.items():
+            base = results[(scenario, "off")]
+            base_wall, base_cpu = statistics.median(w for w, _ in base), statistics.median(c for _, c in base)
             wall, cpu = statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs)
-            print(f"{label:<10} {wall:>8.2f} {cpu:>8.2f} {wall / base_wall:>7.2f} {cpu / base_cpu:>7.2f}")
+            print(f"{scenario:<16} {label:<10} {wall:>8.2f} {cpu:>8.2f} {wall / base_wall:>7.2f} {cpu / base_cpu:>7.2f}")
         print(f"compress step alone (add_variants, {os.cpu_count()} CPUs): {rows[0]['seconds']:.2f} s for "
               f"{rows[0]['compressed']} files ({human(rows[0]['identity'])} scanned)")
     print(f"\n(bench ran {time.perf_counter() - started:.0f}s)")
