@@ -14,6 +14,10 @@ and they are part of its id, so a rollback rolls them back too. Such a manifest 
 a version without rules is written exactly as before (format 1, same id), so existing targets keep
 their ids and older atomicsite releases keep reading them. Every format this code has written is read.
 
+A file with compressed variants (atomicsite.compress) records them (encoding → sha256, size, MD5);
+a manifest with any is content format 4 (format 2 plus ``variants`` per file entry). Which encodings
+a file has is part of the id; the variants' hashes are not. Without variants nothing changes.
+
 How a manifest is stored is :mod:`atomicsite.manifest_codec`'s job: new manifests are stored as
 format 3 (the same content, ~77 bytes per file instead of ~267 on the synthetic site), with the same
 version id. ``to_dict`` is the content (format 1 or 2 shaped); ``to_json`` the stored bytes;
