@@ -150,6 +150,23 @@ class Manifest:
         """:attr:`stored` by path in the version's tree (a variant at ``<path>.br``)."""
         return {e.path: e for e, _ in self.stored}
 
+    @cached_property
+    def stored_extra(self) -> dict[str, tuple[tuple[str, str], ...]]:
+        """Content-Disposition / Content-Language the version's ``_headers`` rules give each stored
+        object (a variant gets its file's), for stores whose objects carry them; empty without rules."""
+        if not self.rules.headers:
+            return {}
+        from .routing.build import STORED_EXTRA, object_headers
+
+        out = {}
+        for f in self.files:
+            found = tuple(sorted(object_headers(self.rules.headers, f.path, STORED_EXTRA).items()))
+            if found:
+                out[f.path] = found
+                for v in f.variants:
+                    out[f.as_variant(v).path] = found
+        return out
+
     @property
     def has_variants(self) -> bool:
         return any(f.variants for f in self.files)

@@ -38,6 +38,7 @@ class FileAction:
     reason: str
     source_key: str | None = None  # for COPY
     encoding: str | None = None  # a compressed variant ("br", "gzip"): stored with that Content-Encoding
+    extra: tuple[tuple[str, str], ...] = ()  # Content-Disposition / Content-Language from _headers rules
 
     def to_dict(self) -> dict:
         d = {"action": self.kind, "path": self.entry.path, "size": self.entry.size, "reason": self.reason}
@@ -121,33 +122,38 @@ def make_plan(
     ``stored`` is what is already under ``v/<version>/`` (by path) and ``proven`` whether each of those
     objects was shown to hold the right bytes. ``known`` are complete older versions to copy from.
     """
-    by_sha: dict[tuple[str, str | None], tuple[str, str]] = {}
+    # A copy source must have the same encoding and stored extra headers: a GCS rewrite keeps the
+    # source's value of a field the destination leaves unset, so they must already agree.
+    by_sha: dict[tuple, tuple[str, str]] = {}
     for old in known:
         if old.version == manifest.version:
             continue
+        extras = old.stored_extra
         for f, enc in old.stored:
-            by_sha.setdefault((f.sha256, enc), (old.version, content_key(old.version, old.layout, f.path, f.sha256,
-                                                                        link_trees=link_trees)))
+            by_sha.setdefault((f.sha256, enc, extras.get(f.path, ())),
+                              (old.version, content_key(old.version, old.layout, f.path, f.sha256, link_trees=link_trees)))
     actions = []
+    extras = manifest.stored_extra
     for entry, enc in manifest.stored:
         key = object_key(manifest.version, entry.path)
+        extra = extras.get(entry.path, ())
         if committed:
-            actions.append(FileAction(SKIP, entry, key, "version already committed", encoding=enc))
+            actions.append(FileAction(SKIP, entry, key, "version already committed", encoding=enc, extra=extra))
             continue
         info = stored.get(entry.path)
         if info is not None and proven.get(entry.path):
-            actions.append(FileAction(SKIP, entry, key, "already uploaded (resumed)", encoding=enc))
+            actions.append(FileAction(SKIP, entry, key, "already uploaded (resumed)", encoding=enc, extra=extra))
             continue
-        source = by_sha.get((entry.sha256, enc))
+        source = by_sha.get((entry.sha256, enc, extra))
         if source:
             why = "same content in version " + source[0] + ("" if source[1].endswith("/" + entry.path) else
                                                              f" ({source[1]})")
             if info is not None:
                 why = "stored copy differs; " + why
-            actions.append(FileAction(COPY, entry, key, why, source[1], encoding=enc))
+            actions.append(FileAction(COPY, entry, key, why, source[1], encoding=enc, extra=extra))
             continue
         why = "stored object differs" if info is not None else "new content"
-        actions.append(FileAction(UPLOAD, entry, key, why, encoding=enc))
+        actions.append(FileAction(UPLOAD, entry, key, why, encoding=enc, extra=extra))
     switch, reason = decide_switch(pointer, manifest.version, promote=promote)
     return Plan(manifest, pointer.channel, pointer, tuple(actions), committed, switch, reason)
 
@@ -172,6 +178,8 @@ def make_objects_plan(
     first_of: dict[str, str] = {}
     for entry, enc in manifest.stored:
         key = pool_key(entry.sha256)
+        # pool objects are shared by content: the headers of the first upload stay, as for Content-Type
+        extra = manifest.stored_extra.get(entry.path, ())
         if committed:
             actions.append(FileAction(SKIP, entry, key, "version already committed", encoding=enc))
             continue
@@ -183,7 +191,7 @@ def make_objects_plan(
         else:
             first_of[entry.sha256] = entry.path
             why = "pool object differs" if entry.sha256 in pool_proven else "new content"
-            actions.append(FileAction(UPLOAD, entry, key, why, encoding=enc))
+            actions.append(FileAction(UPLOAD, entry, key, why, encoding=enc, extra=extra))
         if tree is not None:
             if tree_proven and tree_proven.get(entry.path):
                 continue

@@ -288,3 +288,35 @@ def test_unchanged_files_are_not_compressed_again(rig, tmp_path, monkeypatch, la
     third = publish(build, rig.store)
     assert sorted(made) == ["br", "br", "gzip"] and third.switched  # index.html's two, data.json's br again
     assert atomicsite.verify(None, rig.store, settings=COMPRESS).ok
+
+
+def test_headers_rules_content_disposition_and_language_are_stored_on_objects(rig, tmp_path, layout):
+    """Issue 13 §2: what ``_headers`` gives a file that object headers can carry is stored with it
+    (variants included), so a bucket or CDN serving the tree sends it too."""
+    build = build_site(tmp_path)
+    (build / "_headers").write_text("/data.json\n  Content-Disposition: attachment\n"
+                                    "/*\n  Content-Language: en\n  X-Frame-Options: DENY\n")
+    version = publish(build, rig.store).version
+    m = read_manifest(rig.store, version)
+    assert m.stored_extra["data.json"] == (("content-disposition", "attachment"), ("content-language", "en"))
+    assert m.stored_extra["data.json.br"] == m.stored_extra["data.json"]
+    if not rig.keeps_headers:
+        return
+    link_trees = has_link_trees(rig.store)
+    f = m.by_path["data.json"]
+    for entry, enc in [(f, None), *((f.as_variant(v), v.encoding) for v in f.variants)]:
+        info = rig.store.head(content_key(m.version, m.layout, entry.path, entry.sha256, link_trees=link_trees))
+        want = {"content-disposition": "attachment", "content-language": "en"}
+        if enc:
+            want["content-encoding"] = enc
+        assert info.extra_headers == want, entry.path
+    page = m.by_path["index.html"]
+    info = rig.store.head(content_key(m.version, m.layout, "index.html", page.sha256, link_trees=link_trees))
+    assert info.extra_headers == {"content-language": "en"}  # X-Frame-Options is the router's alone
+    # a rule change is a new version; in the tree layout its copies carry the new headers, not the old
+    (build / "_headers").write_text("/*\n  Content-Language: de\n")
+    v2 = publish(build, rig.store).version
+    m2 = read_manifest(rig.store, v2)
+    info = rig.store.head(content_key(v2, m2.layout, "data.json", f.sha256, link_trees=link_trees))
+    if m2.layout != OBJECTS or link_trees:
+        assert info.extra_headers == {"content-language": "de"}
