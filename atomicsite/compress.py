@@ -52,6 +52,7 @@ class CompressSettings:
     encodings: tuple[str, ...] = ()
     min_size: int = DEFAULT_MIN_SIZE
     types: tuple[str, ...] = DEFAULT_TYPES
+    brotli_quality: int = BROTLI_QUALITY  # 0-11: 11 is the smallest and ~40x slower than 5 (bench_compress)
 
     def __bool__(self) -> bool:
         return bool(self.encodings)
@@ -89,14 +90,14 @@ def variant_path(path: str, encoding: str) -> str:
     return path + SUFFIX[encoding]
 
 
-def compress_bytes(data: bytes, encoding: str) -> bytes:
+def compress_bytes(data: bytes, encoding: str, brotli_quality: int = BROTLI_QUALITY) -> bytes:
     if encoding == GZIP:
         # mtime=0 and no file name in the header: the same input gives the same bytes on every run
         return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
     if encoding == BR:
         import brotli  # lazily: only publishes with compress on pay for the import
 
-        return brotli.compress(data, quality=BROTLI_QUALITY)
+        return brotli.compress(data, quality=brotli_quality)
     raise ValueError(f"unknown encoding {encoding!r}")
 
 
@@ -153,15 +154,16 @@ class Remake:
 
     source: Path
     variant: object  # atomicsite.manifest.Variant
+    brotli_quality: int = BROTLI_QUALITY
 
     def __call__(self) -> bytes:
         from .errors import IntegrityError
 
-        packed = compress_bytes(Path(self.source).read_bytes(), self.variant.encoding)
+        packed = compress_bytes(Path(self.source).read_bytes(), self.variant.encoding, self.brotli_quality)
         if hashlib.sha256(packed).hexdigest() != self.variant.sha256:
             raise IntegrityError(
                 f"{self.source}: its {self.variant.encoding} variant, recorded by an older version whose object "
-                "is gone, compresses to other bytes with this brotli/zlib release.",
+                "is gone, compresses to other bytes now (another brotli/zlib release, or compress_brotli_quality).",
                 hint="Publish once with --compress none, then with compress on again (that makes fresh variants).")
         return packed
 
@@ -190,7 +192,7 @@ def add_variants(files: list, settings: CompressSettings, out: VariantFiles, *, 
         if todo:
             data = Path(f.source).read_bytes()
             for enc in todo:
-                packed = compress_bytes(data, enc)
+                packed = compress_bytes(data, enc, settings.brotli_quality)
                 if len(packed) >= e.size:
                     continue  # no saving: the file is served as it is
                 made.append((Variant(enc, hashlib.sha256(packed).hexdigest(), len(packed),
@@ -205,7 +207,8 @@ def add_variants(files: list, settings: CompressSettings, out: VariantFiles, *, 
             if made:
                 for v, packed in made:
                     path = variant_path(f.entry.path, v.encoding)
-                    out.sources[path] = out.write(packed) if packed is not None else Remake(f.source, v)
+                    out.sources[path] = (out.write(packed) if packed is not None
+                                         else Remake(f.source, v, settings.brotli_quality))
                 f = replace(f, entry=replace(f.entry, variants=tuple(v for v, _ in made)))
             result.append(f)
     return result

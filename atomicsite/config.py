@@ -121,7 +121,7 @@ _TOP_KEYS = {
     "target", "channel", "endpoint_url", "region", "profile", "addressing_style", "checksums", "project",
     "allow_unsafe_cas", "concurrency", "retries", "reuse_from", "ignore", "headers", "prune", "cloudfront",
     "verify_urls", "verify_timeout", "serve", "redirects", "website_redirects", "layout", "links", "channels",
-    "preview_url", "compress", "compress_min_size", "compress_types",
+    "preview_url", "compress", "compress_min_size", "compress_types", "compress_brotli_quality",
 }
 _ENV = {
     "TARGET": "target", "CHANNEL": "channel", "ENDPOINT_URL": "endpoint_url", "REGION": "region",
@@ -301,12 +301,17 @@ def _apply(settings: Settings, values: Mapping[str, Any], source: _Source) -> Se
             per_channel = dict(out.get("channel_verify_urls", settings.channel_verify_urls))
             per_channel.update(_channels(value, where(key)))  # [channels.<name>] wins over the top level
             out["channel_verify_urls"] = _ordered(per_channel)
-        elif key in ("compress", "compress_min_size", "compress_types"):
+        elif key in ("compress", "compress_min_size", "compress_types", "compress_brotli_quality"):
             current = out.get("compress", settings.compress)
             if key == "compress":
                 out[key] = replace(current, encodings=parse_encodings(value, where(key)))
             elif key == "compress_min_size":
                 out[key] = replace(current, min_size=_int(value, where(key), 1))
+            elif key == "compress_brotli_quality":
+                quality = _int(value, where(key), 0)
+                if quality > 11:
+                    raise ConfigError(f"{where(key)}: must be 0 to 11, got {quality}", hint="11 (the default) is the smallest output.")
+                out[key] = replace(current, brotli_quality=quality)
             else:
                 out[key] = replace(current, types=parse_types(value, where(key)))
             out["compress"] = out.pop(key)

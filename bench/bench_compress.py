@@ -92,7 +92,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-compress-") as tmp:
         work = Path(tmp)
         synthetic = generate_site(work / "synthetic", files=args.files)
-        rows = [bytes_row(f"synthetic ({args.files} files)", synthetic, ON)]
+        rows = [bytes_row(f"synthetic ({args.files} files)", synthetic, ON),
+                bytes_row("synthetic, br quality 5", synthetic, replace(ON, brotli_quality=5))]
         for site in sorted((ROOT / "fixtures" / "generators").iterdir()):
             if site.is_dir():
                 rows.append(bytes_row(f"generators/{site.name}", site, ON))
@@ -104,7 +105,8 @@ def main() -> None:
               f"layout, fresh target each time; median of {args.rounds} rounds, off and on alternating")
         results: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for i in range(args.rounds):
-            for label, setting in (("off", CompressSettings()), ("br+gzip", ON)):
+            for label, setting in (("off", CompressSettings()), ("br+gzip", ON),
+                                   ("br5+gzip", replace(ON, brotli_quality=5))):
                 site = work / f"site-{label}-{i}"
                 shutil.copytree(synthetic, site)
                 target = work / f"target-{label}-{i}"

@@ -271,7 +271,7 @@ def test_unchanged_files_are_not_compressed_again(rig, tmp_path, monkeypatch, la
     (build / "index.html").write_text(PAGE + "<p>changed</p>")
     made: list[str] = []
     real = compress.compress_bytes
-    monkeypatch.setattr(compress, "compress_bytes", lambda data, enc: made.append(enc) or real(data, enc))
+    monkeypatch.setattr(compress, "compress_bytes", lambda data, enc, *q: made.append(enc) or real(data, enc, *q))
     result = publish(build, rig.store)
     assert sorted(made) == ["br", "gzip"]  # index.html's two variants; the other files' records are reused
     variants = [a for a in result.plan.actions if a.encoding]

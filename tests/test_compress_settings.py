@@ -23,6 +23,8 @@ def test_from_file_env_and_flag(tmp_path):
     assert s.compress == CompressSettings(("br", "gzip"), 512, ("text/html", "application/*+json"))
     s = load_settings(cwd=tmp_path, env={"ATOMICSITE_COMPRESS": "gzip", "ATOMICSITE_COMPRESS_MIN_SIZE": "2048"})
     assert s.compress.encodings == ("gzip",) and s.compress.min_size == 2048 and s.compress.types[0] == "text/html"
+    assert s.compress.brotli_quality == 11
+    assert load_settings(cwd=tmp_path, env={}, config_file=None).compress.brotli_quality == 11
     assert not s.with_overrides(compress="none").compress
     assert s.with_overrides(compress="br").compress.encodings == ("br",)
     with pytest.raises(ConfigError, match="--compress: unknown encoding 'deflate'"):
@@ -67,3 +69,15 @@ BOTH = ("br", "gzip")
 ])
 def test_accept_encoding_negotiation(header, available, expected):
     assert choose_encoding(header, available) == expected
+
+
+def test_brotli_quality(tmp_path):
+    pytest.importorskip("brotli")
+    (tmp_path / "atomicsite.toml").write_text('compress = ["br"]\ncompress_brotli_quality = 5\n')
+    s = load_settings(cwd=tmp_path, env={})
+    assert s.compress.brotli_quality == 5
+    data = b"<p>quality</p>" * 500
+    assert decompress_bytes(compress_bytes(data, "br", 5), "br") == data
+    (tmp_path / "atomicsite.toml").write_text('compress_brotli_quality = 12\n')
+    with pytest.raises(ConfigError, match="compress_brotli_quality: must be 0 to 11, got 12"):
+        load_settings(cwd=tmp_path, env={})
