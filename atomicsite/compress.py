@@ -7,8 +7,8 @@ and ``<path>.gz`` (the names nginx's ``gzip_static``/``brotli_static`` look for)
 layout in the pool under the sha256 of its own bytes. The manifest records each variant's sha256,
 size and MD5, so it is verified like every other object; the router negotiates ``Accept-Encoding``.
 
-Output is deterministic for a given library version (gzip at level 9 with mtime 0 and no file name,
-brotli at quality 11), so a re-run makes the same bytes and finds them already stored. Which
+Output is deterministic for a given library version (gzip at level 9 with mtime 0, no file name and
+OS "unknown", brotli at quality 11, both fed the file in 1 MiB chunks), so a re-run makes the same bytes and finds them already stored. Which
 encodings a file has is part of the version id; the variants' hashes are not (another brotli release
 may make other bytes of the same content), see atomicsite.manifest.
 
@@ -22,13 +22,16 @@ import fnmatch
 import gzip
 import hashlib
 import os
+import struct
 import tempfile
-from collections.abc import Iterable, Mapping
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import BuildDirError, ConfigError, IntegrityError
 
 BR, GZIP = "br", "gzip"
 ENCODINGS = (BR, GZIP)  # in order of preference when a client accepts both equally
@@ -90,15 +93,56 @@ def variant_path(path: str, encoding: str) -> str:
     return path + SUFFIX[encoding]
 
 
-def compress_bytes(data: bytes, encoding: str, brotli_quality: int = BROTLI_QUALITY) -> bytes:
+_CHUNK = 1 << 20
+# The gzip header written by hand: no time stamp, no name, "unknown" OS, so the bytes are the same on
+# every machine (zlib's own gzip wrapper writes the OS it was built for).
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+
+
+def _compress(chunks: Iterable[bytes], encoding: str, brotli_quality: int, write: Callable[[bytes], None],
+              limit: int | None = None) -> bool:
+    """Stream ``chunks`` through the encoder into ``write``; False (stopped early) once the output
+    passes ``limit`` bytes, which is when it can no longer be smaller than its input."""
+    written = 0
+
+    def out(data: bytes) -> bool:
+        nonlocal written
+        if data:
+            write(data)
+            written += len(data)
+        return limit is None or written < limit
+
     if encoding == GZIP:
-        # mtime=0 and no file name in the header: the same input gives the same bytes on every run
-        return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+        c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15)  # raw deflate inside our own header
+        crc = size = 0
+        out(_GZIP_HEADER)
+        for chunk in chunks:
+            crc, size = zlib.crc32(chunk, crc), size + len(chunk)
+            if not out(c.compress(chunk)):
+                return False
+        return out(c.flush()) and out(struct.pack("<II", crc, size & 0xFFFFFFFF))
     if encoding == BR:
         import brotli  # lazily: only publishes with compress on pay for the import
 
-        return brotli.compress(data, quality=brotli_quality)
+        c = brotli.Compressor(quality=brotli_quality)
+        for chunk in chunks:
+            if not out(c.process(chunk)):
+                return False
+        return out(c.finish())
     raise ValueError(f"unknown encoding {encoding!r}")
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            yield chunk
+
+
+def compress_bytes(data: bytes, encoding: str, brotli_quality: int = BROTLI_QUALITY) -> bytes:
+    """Exactly the bytes publish stores for a file holding ``data`` (same encoder, same chunks)."""
+    parts: list[bytes] = []
+    _compress((data[i:i + _CHUNK] for i in range(0, len(data), _CHUNK)), encoding, brotli_quality, parts.append)
+    return b"".join(parts)
 
 
 def decompress_bytes(data: bytes, encoding: str) -> bytes:
@@ -116,19 +160,39 @@ class VariantFiles:
 
     def __init__(self):
         self._dir: tempfile.TemporaryDirectory | None = None
-        self.sources: dict[str, Path] = {}  # variant path → its bytes on disk
+        self._lock = threading.Lock()
+        self.sources: dict[str, Path | Remake] = {}  # variant path → its bytes on disk (or how to remake them)
 
     def _path(self) -> Path:
-        if self._dir is None:
-            self._dir = tempfile.TemporaryDirectory(prefix="atomicsite-variants-")
-        return Path(self._dir.name)
+        with self._lock:
+            if self._dir is None:
+                self._dir = tempfile.TemporaryDirectory(prefix="atomicsite-variants-")
+            return Path(self._dir.name)
 
-    def write(self, data: bytes) -> Path:
-        digest = hashlib.sha256(data).hexdigest()
-        path = self._path() / digest
-        if not path.exists():
-            path.write_bytes(data)
-        return path
+    def make(self, source: Path, encoding: str, brotli_quality: int, limit: int | None = None):
+        """Compress the file ``source`` to a file here, streaming: ``(path, sha256, md5, size)``, or None
+        when the output is not smaller than ``limit`` bytes."""
+        sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
+        fd, name = tempfile.mkstemp(dir=self._path(), prefix="part-")
+
+        with os.fdopen(fd, "wb") as fh:
+            def write(data: bytes) -> None:
+                nonlocal size
+                fh.write(data)
+                sha.update(data)
+                md5.update(data)
+                size += len(data)
+
+            try:
+                smaller = _compress(_file_chunks(source), encoding, brotli_quality, write, limit)
+            except OSError as exc:
+                os.unlink(name)
+                raise BuildDirError(f"{source}: cannot read it any more ({exc.strerror or exc}).",
+                                    hint="Did the build dir change during publish? Re-run when the build is done.") from None
+        if not smaller:
+            os.unlink(name)
+            return None
+        return Path(name), sha.hexdigest(), md5.hexdigest(), size
 
     def close(self) -> None:
         if self._dir is not None:
@@ -154,27 +218,27 @@ class Remake:
 
     source: Path
     variant: object  # atomicsite.manifest.Variant
+    files: VariantFiles
     brotli_quality: int = BROTLI_QUALITY
 
-    def __call__(self) -> bytes:
-        from .errors import IntegrityError
-
-        packed = compress_bytes(Path(self.source).read_bytes(), self.variant.encoding, self.brotli_quality)
-        if hashlib.sha256(packed).hexdigest() != self.variant.sha256:
+    def __call__(self) -> Path:
+        made = self.files.make(self.source, self.variant.encoding, self.brotli_quality)
+        if made is None or made[1] != self.variant.sha256:
             raise IntegrityError(
                 f"{self.source}: its {self.variant.encoding} variant, recorded by an older version whose object "
                 "is gone, compresses to other bytes now (another brotli/zlib release, or compress_brotli_quality).",
                 hint="Publish once with --compress none, then with compress on again (that makes fresh variants).")
-        return packed
+        return made[0]
 
 
 def add_variants(files: list, settings: CompressSettings, out: VariantFiles, *, known: Mapping | None = None,
                  workers: int | None = None) -> list:
     """Scanned files (atomicsite.scan.ScannedFile) → the same, their entries carrying variants.
 
-    Each new variant's bytes go to ``out`` (its ``sources`` maps the variant's tree path to them). A
-    variant ``known`` (:func:`known_variants`) for the same content is reused without compressing:
-    publish copies its object (tree layout) or finds it in the pool (objects layout)."""
+    Each new variant's bytes go to a file in ``out`` (its ``sources`` maps the variant's tree path to
+    it), compressed as a stream, so memory does not grow with file size. A variant ``known``
+    (:func:`known_variants`) for the same content is reused without compressing: publish copies its
+    object (tree layout) or finds it in the pool (objects layout)."""
     from .manifest import Variant
 
     if not settings:
@@ -186,18 +250,18 @@ def add_variants(files: list, settings: CompressSettings, out: VariantFiles, *, 
         e = f.entry
         if not settings.wants(e.content_type, e.size):
             return f, []
-        todo = [enc for enc in settings.encodings if variant_path(e.path, enc) not in taken]
-        made = [(known[(e.sha256, enc)], None) for enc in todo if (e.sha256, enc) in known]
-        todo = [enc for enc in todo if (e.sha256, enc) not in known]
-        if todo:
-            data = Path(f.source).read_bytes()
-            for enc in todo:
-                packed = compress_bytes(data, enc, settings.brotli_quality)
-                if len(packed) >= e.size:
-                    continue  # no saving: the file is served as it is
-                made.append((Variant(enc, hashlib.sha256(packed).hexdigest(), len(packed),
-                                     hashlib.md5(packed).hexdigest()), packed))
-        made.sort(key=lambda m: ENCODINGS.index(m[0].encoding))
+        made = []
+        for enc in settings.encodings:
+            if variant_path(e.path, enc) in taken:
+                continue  # the build has a file of that name: it wins
+            if (e.sha256, enc) in known:
+                made.append((known[(e.sha256, enc)], Remake(f.source, known[(e.sha256, enc)], out,
+                                                            settings.brotli_quality)))
+                continue
+            result = out.make(f.source, enc, settings.brotli_quality, limit=e.size)
+            if result is not None:  # else no saving: the file is served as it is
+                path, sha, md5, size = result
+                made.append((Variant(enc, sha, size, md5), path))
         return f, made
 
     result = []
@@ -205,10 +269,8 @@ def add_variants(files: list, settings: CompressSettings, out: VariantFiles, *, 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # zlib and brotli release the GIL
         for f, made in pool.map(one, files):
             if made:
-                for v, packed in made:
-                    path = variant_path(f.entry.path, v.encoding)
-                    out.sources[path] = (out.write(packed) if packed is not None
-                                         else Remake(f.source, v, settings.brotli_quality))
+                for v, source in made:
+                    out.sources[variant_path(f.entry.path, v.encoding)] = source
                 f = replace(f, entry=replace(f.entry, variants=tuple(v for v, _ in made)))
             result.append(f)
     return result
