@@ -320,3 +320,26 @@ def test_headers_rules_content_disposition_and_language_are_stored_on_objects(ri
     info = rig.store.head(content_key(v2, m2.layout, "data.json", f.sha256, link_trees=link_trees))
     if m2.layout != OBJECTS or link_trees:
         assert info.extra_headers == {"content-language": "de"}
+
+
+def test_a_variant_stored_wrong_is_caught_before_the_switch(rig, tmp_path):
+    """Verify before commit covers variants: a store that keeps other bytes than a variant's
+    (a proxy re-encoding it, say) fails the publish, and live stays where it was."""
+    build = build_site(tmp_path)
+    v1 = publish(build, rig.store, settings=SETTINGS).version
+
+    def hook(name):
+        fn = getattr(rig.store, name)
+
+        def call(*args, **kwargs):
+            if name == "put" and (kwargs.get("extra_headers") or {}).get("content-encoding") == "gzip":
+                args = (args[0], compress_bytes(b"not the file at all" * 50, "gzip"), *args[2:])
+            return fn(*args, **kwargs)
+
+        return call
+
+    with pytest.raises(IntegrityError, match="do not match the build"):
+        publish(build, _Intercept(rig.store, hook))
+    assert read_pointer(rig.store, "live").version == v1
+    result = publish(build, rig.store)  # a re-run redoes the bad objects and goes live
+    assert result.switched and atomicsite.verify(None, rig.store, settings=COMPRESS).ok
