@@ -343,3 +343,25 @@ def test_a_variant_stored_wrong_is_caught_before_the_switch(rig, tmp_path):
     assert read_pointer(rig.store, "live").version == v1
     result = publish(build, rig.store)  # a re-run redoes the bad objects and goes live
     assert result.switched and atomicsite.verify(None, rig.store, settings=COMPRESS).ok
+
+
+def test_prune_keeps_variants_a_kept_version_references_and_collects_the_rest(rig, tmp_path, layout):
+    if layout != OBJECTS:
+        pytest.skip("the tree layout deletes a version's variants with its v/<version>/ tree")
+    build = build_site(tmp_path)
+    v1 = publish(build, rig.store).version  # with variants
+    m1 = read_manifest(rig.store, v1)
+    variant_keys = {pool_key(v.sha256) for f in m1.files for v in f.variants}
+    (build / "extra.txt").write_text("one more file")
+    publish(build, rig.store)  # v2, with the same variants
+    atomicsite.prune(rig.store, keep=1, grace=0, settings=COMPRESS)
+    pool = {i.key for i in rig.store.list("_atomicsite/objects/")}
+    assert variant_keys <= pool  # v2 still references every one of them
+    assert atomicsite.verify(None, rig.store, settings=COMPRESS).ok
+    publish(build, rig.store, settings=SETTINGS)  # v3 and v4 without variants (prune spares the previous)
+    (build / "extra.txt").write_text("and another")
+    publish(build, rig.store, settings=SETTINGS)
+    atomicsite.prune(rig.store, keep=1, grace=0, settings=COMPRESS)
+    pool = {i.key for i in rig.store.list("_atomicsite/objects/")}
+    assert not variant_keys & pool  # no kept manifest references them any more
+    assert atomicsite.verify(None, rig.store, settings=COMPRESS).ok
