@@ -3,6 +3,10 @@ variants, deterministic bytes, and Accept-Encoding negotiation as a table."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from atomicsite.compress import DEFAULT_MIN_SIZE, CompressSettings, compress_bytes, decompress_bytes
@@ -81,3 +85,28 @@ def test_brotli_quality(tmp_path):
     (tmp_path / "atomicsite.toml").write_text('compress_brotli_quality = 12\n')
     with pytest.raises(ConfigError, match="compress_brotli_quality: must be 0 to 11, got 12"):
         load_settings(cwd=tmp_path, env={})
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "atomicsite", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("config, flags, message", [
+    ("", ["--compress", "bz2"], "--compress: unknown encoding 'bz2'"),
+    ('compress = ["br", "zstd"]\n', [], "compress: unknown encoding 'zstd'"),
+    ('compress = ["gzip"]\ncompress_min_size = 0\n', [], "compress_min_size: must be at least 1, got 0"),
+    ('compress = ["gzip"]\ncompress_min_size = "big"\n', [], "compress_min_size: 'big' is not a whole number"),
+    ('compress_types = []\n', [], "compress_types: must be a non-empty list"),
+    ('compress = 3\n', [], "compress: must be a list of encodings"),
+])
+def test_config_errors_are_one_line_with_exit_2(tmp_path, config, flags, message):
+    build = tmp_path / "b"
+    build.mkdir()
+    (build / "index.html").write_text("<p>hi</p>" * 200)
+    (tmp_path / "atomicsite.toml").write_text(f'target = "{tmp_path / "target"}"\n' + config)
+    r = run_cli("publish", str(build), *flags, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "target").exists()
