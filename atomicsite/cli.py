@@ -200,6 +200,7 @@ def publish_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan, with a reason per file; write nothing.")] = False,
     verify_url: Annotated[Optional[list[str]], _opt("--verify-url", metavar="URL", help="After switching, fetch URL until it serves the new version; switch back if not in time. Repeatable.")] = None,
     layout: Annotated[Optional[str], _opt("--layout", metavar="LAYOUT", help="How the version is stored (docs/layout.md); default: what the channel's live version uses, else objects on a local target and tree on a bucket.")] = None,
+    compress: Annotated[Optional[str], _opt("--compress", metavar="ENCODINGS", help="Store precompressed variants: br, gzip or br,gzip ('none': off); default: the compress setting, else none (docs/config.md).")] = None,
     allow_older: Annotated[bool, typer.Option("--allow-older", help="Switch even if DIR was built from an older commit than the channel serves (refused by default, exit 3).")] = False,
     expires: Annotated[Optional[str], _opt("--expires", metavar="AGE", help="Preview channels: expire this long from now (7d, 12h); prune then removes the channel.")] = None,
     repair: Annotated[bool, typer.Option("--repair", help="Prove every stored object again by listing, even if the version is committed, and store again what is missing or damaged.")] = False,
@@ -212,6 +213,8 @@ def publish_cmd(
         inv.with_settings(verify_urls=tuple(verify_url))
     if layout:
         inv.with_settings(layout=layout)
+    if compress is not None:
+        inv.with_settings(compress=compress)
     progress = report.PublishProgress(enabled=not inv.json, state=inv.publish_state)
     try:
         result = atomicsite.publish(build_dir, channel=inv.settings.channel, promote=not no_promote, message=message,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .durations import parse_duration  # noqa: F401  (re-exported: atomicsite.config.parse_duration)
+from .compress import CompressSettings, parse_encodings, parse_types
 from .errors import ConfigError, UsageError
 from .headers import HeaderRule
 from .layout import DEFAULT_CHANNEL, LAYOUTS, check_channel
@@ -59,6 +60,7 @@ class Settings:
     links: LinkSettings = field(default_factory=LinkSettings)  # the [links] table: the broken-reference gate
     serve: Any = None  # atomicsite.serve.config.ServeConfig from the [serve] table, validated at load
     preview_url: Any = None  # atomicsite.previews.PreviewUrl: "https://{channel}.preview.example.com"
+    compress: CompressSettings = field(default_factory=CompressSettings)  # compress*: off unless encodings are set
     config_file: str | None = None
 
     @property
@@ -119,13 +121,14 @@ _TOP_KEYS = {
     "target", "channel", "endpoint_url", "region", "profile", "addressing_style", "checksums", "project",
     "allow_unsafe_cas", "concurrency", "retries", "reuse_from", "ignore", "headers", "prune", "cloudfront",
     "verify_urls", "verify_timeout", "serve", "redirects", "website_redirects", "layout", "links", "channels",
-    "preview_url",
+    "preview_url", "compress", "compress_min_size", "compress_types", "compress_brotli_quality",
 }
 _ENV = {
     "TARGET": "target", "CHANNEL": "channel", "ENDPOINT_URL": "endpoint_url", "REGION": "region",
     "PROFILE": "profile", "ADDRESSING_STYLE": "addressing_style", "CHECKSUMS": "checksums",
     "PROJECT": "project", "ALLOW_UNSAFE_CAS": "allow_unsafe_cas", "CONCURRENCY": "concurrency",
     "RETRIES": "retries", "LAYOUT": "layout", "PREVIEW_URL": "preview_url",
+    "COMPRESS": "compress", "COMPRESS_MIN_SIZE": "compress_min_size",
 }
 
 
@@ -298,6 +301,20 @@ def _apply(settings: Settings, values: Mapping[str, Any], source: _Source) -> Se
             per_channel = dict(out.get("channel_verify_urls", settings.channel_verify_urls))
             per_channel.update(_channels(value, where(key)))  # [channels.<name>] wins over the top level
             out["channel_verify_urls"] = _ordered(per_channel)
+        elif key in ("compress", "compress_min_size", "compress_types", "compress_brotli_quality"):
+            current = out.get("compress", settings.compress)
+            if key == "compress":
+                out[key] = replace(current, encodings=parse_encodings(value, where(key)))
+            elif key == "compress_min_size":
+                out[key] = replace(current, min_size=_int(value, where(key), 1))
+            elif key == "compress_brotli_quality":
+                quality = _int(value, where(key), 0)
+                if quality > 11:
+                    raise ConfigError(f"{where(key)}: must be 0 to 11, got {quality}", hint="11 (the default) is the smallest output.")
+                out[key] = replace(current, brotli_quality=quality)
+            else:
+                out[key] = replace(current, types=parse_types(value, where(key)))
+            out["compress"] = out.pop(key)
         elif key == "preview_url":
             from .previews import PreviewUrl
 

@@ -14,6 +14,10 @@ and they are part of its id, so a rollback rolls them back too. Such a manifest 
 a version without rules is written exactly as before (format 1, same id), so existing targets keep
 their ids and older atomicsite releases keep reading them. Every format this code has written is read.
 
+A file with compressed variants (atomicsite.compress) records them (encoding → sha256, size, MD5);
+a manifest with any is content format 4 (format 2 plus ``variants`` per file entry). Which encodings
+a file has is part of the id; the variants' hashes are not. Without variants nothing changes.
+
 How a manifest is stored is :mod:`atomicsite.manifest_codec`'s job: new manifests are stored as
 format 3 (the same content, ~77 bytes per file instead of ~267 on the synthetic site), with the same
 version id. ``to_dict`` is the content (format 1 or 2 shaped); ``to_json`` the stored bytes;
@@ -25,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 
@@ -36,10 +40,24 @@ from .routing.site import SiteRules
 
 FORMAT = 1  # a manifest without rules
 FORMAT_RULES = 2  # the same, plus "rules" (redirects and response headers), part of the version id
-CONTENT = (FORMAT, FORMAT_RULES)  # what a manifest can hold
+FORMAT_VARIANTS = 4  # format 2, plus compressed "variants" per file (3 is the stored envelope's number)
+CONTENT = (FORMAT, FORMAT_RULES, FORMAT_VARIANTS)  # what a manifest can hold
 STORED = manifest_codec.STORED_FORMAT  # how new manifests are stored (3): any content, packed
 READABLE = (*CONTENT, STORED)
 ID_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A compressed copy of a file (atomicsite.compress): its encoding and what proves its bytes."""
+
+    encoding: str  # "br" | "gzip"
+    sha256: str
+    size: int
+    md5: str
+
+    def to_dict(self) -> dict:
+        return {"sha256": self.sha256, "size": self.size, "md5": self.md5}
 
 
 @dataclass(frozen=True)
@@ -52,9 +70,23 @@ class FileEntry:
     md5: str
     content_type: str
     cache_control: str
+    variants: tuple[Variant, ...] = ()  # in atomicsite.compress.ENCODINGS order
 
     def identity(self) -> list:
-        return [self.path, self.sha256, self.size, self.content_type, self.cache_control]
+        # Which encodings a file has is part of the id (they change what is stored and served);
+        # their hashes are not: another compressor release may make other bytes of the same content.
+        ident = [self.path, self.sha256, self.size, self.content_type, self.cache_control]
+        return ident + [[v.encoding for v in self.variants]] if self.variants else ident
+
+    def variant(self, encoding: str) -> Variant | None:
+        return next((v for v in self.variants if v.encoding == encoding), None)
+
+    def as_variant(self, v: Variant) -> FileEntry:
+        """The variant as an object of its own: at ``<path>.br``/``.gz``, with the file's headers."""
+        from .compress import variant_path
+
+        return FileEntry(variant_path(self.path, v.encoding), v.sha256, v.size, v.md5, self.content_type,
+                         self.cache_control)
 
 
 def canonical_json(value) -> bytes:
@@ -105,15 +137,50 @@ class Manifest:
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
 
+    @cached_property
+    def stored(self) -> tuple[tuple[FileEntry, str | None], ...]:
+        """Every object the version stores: each file ``(entry, None)``, then each compressed variant
+        as ``(entry at <path>.br/.gz, encoding)`` (atomicsite.compress). Publish and verify walk this."""
+        out: list[tuple[FileEntry, str | None]] = [(f, None) for f in self.files]
+        out += [(f.as_variant(v), v.encoding) for f in self.files for v in f.variants]
+        return tuple(out)
+
+    @cached_property
+    def stored_by_path(self) -> dict[str, FileEntry]:
+        """:attr:`stored` by path in the version's tree (a variant at ``<path>.br``)."""
+        return {e.path: e for e, _ in self.stored}
+
+    @cached_property
+    def stored_extra(self) -> dict[str, tuple[tuple[str, str], ...]]:
+        """Content-Disposition / Content-Language the version's ``_headers`` rules give each stored
+        object (a variant gets its file's), for stores whose objects carry them; empty without rules."""
+        if not self.rules.headers:
+            return {}
+        from .routing.build import STORED_EXTRA, object_headers
+
+        out = {}
+        for f in self.files:
+            found = tuple(sorted(object_headers(self.rules.headers, f.path, STORED_EXTRA).items()))
+            if found:
+                out[f.path] = found
+                for v in f.variants:
+                    out[f.as_variant(v).path] = found
+        return out
+
+    @property
+    def has_variants(self) -> bool:
+        return any(f.variants for f in self.files)
+
     def to_dict(self) -> dict:
+        fmt = FORMAT_RULES if self.rules or self.layout != TREE else FORMAT
         d = {
-            "format": FORMAT_RULES if self.rules or self.layout != TREE else FORMAT,
+            "format": FORMAT_VARIANTS if self.has_variants else fmt,
             "version": self.version,
             "created": self.created,
             "message": self.message,
             "source": self.source,
             "tool": self.tool,
-            "files": {f.path: {k: v for k, v in asdict(f).items() if k != "path"} for f in self.files},
+            "files": {f.path: _entry_dict(f) for f in self.files},
         }
         if self.rules:
             d["rules"] = self.rules.to_dict()
@@ -159,13 +226,14 @@ class Manifest:
                     md5=_str(e["md5"]),
                     content_type=_str(e["content_type"]),
                     cache_control=_str(e["cache_control"]),
+                    variants=_variants(e.get("variants")) if fmt == FORMAT_VARIANTS else (),
                 )
                 for path, e in sorted(table.items())
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise corrupt(f"bad file entry ({exc!r})") from None
         rules = SiteRules()
-        if fmt == FORMAT_RULES and "rules" in raw:
+        if fmt in (FORMAT_RULES, FORMAT_VARIANTS) and "rules" in raw:
             try:
                 rules = SiteRules.from_dict(raw.get("rules"))
             except ValueError as exc:
@@ -197,6 +265,28 @@ class Manifest:
             rules=rules,
             layout=layout,
         )
+
+
+def _entry_dict(f: FileEntry) -> dict:
+    d = {"sha256": f.sha256, "size": f.size, "md5": f.md5, "content_type": f.content_type,
+         "cache_control": f.cache_control}
+    if f.variants:
+        d["variants"] = {v.encoding: v.to_dict() for v in f.variants}
+    return d
+
+
+def _variants(table) -> tuple[Variant, ...]:
+    from .compress import ENCODINGS
+
+    if table is None:
+        return ()
+    if not isinstance(table, dict) or not table:
+        raise TypeError(f"expected variants by encoding, got {table!r}")
+    unknown = set(table) - set(ENCODINGS)
+    if unknown:
+        raise ValueError(f"unknown encoding {sorted(unknown)[0]!r}")
+    return tuple(Variant(enc, _str(table[enc]["sha256"]), _int(table[enc]["size"]), _str(table[enc]["md5"]))
+                 for enc in ENCODINGS if enc in table)
 
 
 def _str(v) -> str:

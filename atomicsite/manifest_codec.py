@@ -23,7 +23,11 @@ reads) canonical JSON of a columnar table::
      "headers": [["text/html; charset=utf-8", "public, max-age=0, must-revalidate"], …],  each pair once
      "header":  [0, 1, …],                          index into "headers", one per path
      "sha256":  "<base64 of the concatenated 32-byte digests>",
-     "md5":     "<base64 of the concatenated 16-byte digests>"}
+     "md5":     "<base64 of the concatenated 16-byte digests>",
+     "variants": {"br": {"files": [0, 1, …], "sizes": […], "sha256": "<base64>", "md5": "<base64>"}, …}}
+
+``variants`` (content format 4 only: compressed copies, atomicsite.compress) holds, per encoding, the
+indices of the files that have one (ascending) and the variants' sizes and digests in that order.
 
 Columns compress far better than per-file objects; digests are stored as bytes because hex doubles
 them and they do not compress. :func:`decode` turns any stored format back into the format-1/2
@@ -69,6 +73,18 @@ def encode(manifest: dict) -> bytes:
         "sha256": base64.b64encode(b"".join(bytes.fromhex(files[p]["sha256"]) for p in paths)).decode("ascii"),
         "md5": base64.b64encode(b"".join(bytes.fromhex(files[p]["md5"]) for p in paths)).decode("ascii"),
     }
+    variants: dict[str, dict] = {}
+    for i, p in enumerate(paths):
+        for enc, v in (files[p].get("variants") or {}).items():
+            col = variants.setdefault(enc, {"files": [], "sizes": [], "sha256": [], "md5": []})
+            col["files"].append(i)
+            col["sizes"].append(v["size"])
+            col["sha256"].append(bytes.fromhex(v["sha256"]))
+            col["md5"].append(bytes.fromhex(v["md5"]))
+    if variants:
+        table["variants"] = {enc: {**col, "sha256": base64.b64encode(b"".join(col["sha256"])).decode("ascii"),
+                                   "md5": base64.b64encode(b"".join(col["md5"])).decode("ascii")}
+                             for enc, col in variants.items()}
     packed = base64.b64encode(zlib.compress(_canonical(table), 9)).decode("ascii")
     out = {k: v for k, v in manifest.items() if k != "files"}
     out["format"], out["content_format"] = STORED_FORMAT, manifest["format"]
@@ -80,10 +96,11 @@ def encodable(manifest: dict) -> bool:
     """Whether every digest is hex (format 3 stores digests as bytes); anything else stays plain JSON."""
     try:
         for e in manifest["files"].values():
-            if len(e["sha256"]) != 64 or len(e["md5"]) != 32:
-                return False
-            bytes.fromhex(e["sha256"] + e["md5"])
-    except (KeyError, TypeError, ValueError):
+            for d in (e, *(e.get("variants") or {}).values()):
+                if len(d["sha256"]) != 64 or len(d["md5"]) != 32:
+                    return False
+                bytes.fromhex(d["sha256"] + d["md5"])
+    except (KeyError, TypeError, ValueError, AttributeError):
         return False
     return True
 
@@ -143,11 +160,34 @@ def _unpack(packed) -> dict:
     if any(a >= b for a, b in zip(paths, paths[1:])):
         raise CodecError("format 3 paths are not sorted and unique")
     # Strings of one header pair are shared by every file that uses it: the router keeps fewer copies.
-    return {
+    files = {
         p: {"sha256": sha[i * 64:(i + 1) * 64], "size": sizes[i], "md5": md5[i * 32:(i + 1) * 32],
             "content_type": headers[index[i]][0], "cache_control": headers[index[i]][1]}
         for i, p in enumerate(paths)
     }
+    if "variants" in table:
+        _unpack_variants(table["variants"], paths, files)
+    return files
+
+
+def _unpack_variants(variants, paths: list[str], files: dict) -> None:
+    if not isinstance(variants, dict) or not variants:
+        raise CodecError("format 3 variants are not a table of encodings")
+    for enc, col in variants.items():
+        if not isinstance(col, dict) or not isinstance(col.get("files"), list):
+            raise CodecError(f"format 3 variants {enc!r} have no file column")
+        n = len(col["files"])
+        where = _column(col, "files", n, int)
+        sizes = _column(col, "sizes", n, int)
+        sha = _digests(col, "sha256", n, 32)
+        md5 = _digests(col, "md5", n, 16)
+        if n == 0 or any(not 0 <= i < len(paths) for i in where) or any(a >= b for a, b in zip(where, where[1:])):
+            raise CodecError(f"format 3 variants {enc!r} name files the table does not hold, or out of order")
+        if any(s < 0 for s in sizes):
+            raise CodecError(f"format 3 variants {enc!r} have a negative size")
+        for j, i in enumerate(where):
+            files[paths[i]].setdefault("variants", {})[enc] = {
+                "sha256": sha[j * 64:(j + 1) * 64], "size": sizes[j], "md5": md5[j * 32:(j + 1) * 32]}
 
 
 def _column(table: dict, name: str, count: int, kind: type) -> list:

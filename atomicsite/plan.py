@@ -7,6 +7,9 @@ For every file the plan says what will happen and why:
 - ``copy``: an older complete version holds the same bytes: a server-side copy, no upload;
 - ``upload``: nothing stored has these bytes.
 
+Compressed variants (atomicsite.compress) are objects like files: an action each, ``encoding`` set,
+copied only from an older object of the same encoding (its Content-Encoding must come along).
+
 In the objects layout the actions put contents into the pool; on the local store ``links`` then
 hard-link each file from the pool into the version's tree, which plain web servers serve.
 
@@ -34,11 +37,15 @@ class FileAction:
     key: str  # destination key
     reason: str
     source_key: str | None = None  # for COPY
+    encoding: str | None = None  # a compressed variant ("br", "gzip"): stored with that Content-Encoding
+    extra: tuple[tuple[str, str], ...] = ()  # Content-Disposition / Content-Language from _headers rules
 
     def to_dict(self) -> dict:
         d = {"action": self.kind, "path": self.entry.path, "size": self.entry.size, "reason": self.reason}
         if self.source_key:
             d["from"] = self.source_key
+        if self.encoding:
+            d["encoding"] = self.encoding
         return d
 
 
@@ -64,10 +71,12 @@ class Plan:
         return sum(a.entry.size for a in self.actions if a.kind == kind)
 
     def summary(self) -> dict:
+        variants = [a for a in self.actions if a.encoding]
         return {
             "version": self.version,
             "channel": self.channel,
-            "files": len(self.actions),
+            "files": len(self.actions) - len(variants),
+            "variants": {"files": len(variants), "bytes": sum(a.entry.size for a in variants)},
             "bytes": self.manifest.total_bytes,
             "upload": {"files": self.count(UPLOAD), "bytes": self.bytes_of(UPLOAD)},
             "copy": {"files": self.count(COPY), "bytes": self.bytes_of(COPY)},
@@ -113,32 +122,38 @@ def make_plan(
     ``stored`` is what is already under ``v/<version>/`` (by path) and ``proven`` whether each of those
     objects was shown to hold the right bytes. ``known`` are complete older versions to copy from.
     """
-    by_sha: dict[str, tuple[str, str]] = {}
+    # A copy source must have the same encoding and stored extra headers: a GCS rewrite keeps the
+    # source's value of a field the destination leaves unset, so they must already agree.
+    by_sha: dict[tuple, tuple[str, str]] = {}
     for old in known:
         if old.version == manifest.version:
             continue
-        for f in old.files:
-            by_sha.setdefault(f.sha256, (old.version, content_key(old.version, old.layout, f.path, f.sha256, link_trees=link_trees)))
+        extras = old.stored_extra
+        for f, enc in old.stored:
+            by_sha.setdefault((f.sha256, enc, extras.get(f.path, ())),
+                              (old.version, content_key(old.version, old.layout, f.path, f.sha256, link_trees=link_trees)))
     actions = []
-    for entry in manifest.files:
+    extras = manifest.stored_extra
+    for entry, enc in manifest.stored:
         key = object_key(manifest.version, entry.path)
+        extra = extras.get(entry.path, ())
         if committed:
-            actions.append(FileAction(SKIP, entry, key, "version already committed"))
+            actions.append(FileAction(SKIP, entry, key, "version already committed", encoding=enc, extra=extra))
             continue
         info = stored.get(entry.path)
         if info is not None and proven.get(entry.path):
-            actions.append(FileAction(SKIP, entry, key, "already uploaded (resumed)"))
+            actions.append(FileAction(SKIP, entry, key, "already uploaded (resumed)", encoding=enc, extra=extra))
             continue
-        source = by_sha.get(entry.sha256)
+        source = by_sha.get((entry.sha256, enc, extra))
         if source:
             why = "same content in version " + source[0] + ("" if source[1].endswith("/" + entry.path) else
                                                              f" ({source[1]})")
             if info is not None:
                 why = "stored copy differs; " + why
-            actions.append(FileAction(COPY, entry, key, why, source[1]))
+            actions.append(FileAction(COPY, entry, key, why, source[1], encoding=enc, extra=extra))
             continue
         why = "stored object differs" if info is not None else "new content"
-        actions.append(FileAction(UPLOAD, entry, key, why))
+        actions.append(FileAction(UPLOAD, entry, key, why, encoding=enc, extra=extra))
     switch, reason = decide_switch(pointer, manifest.version, promote=promote)
     return Plan(manifest, pointer.channel, pointer, tuple(actions), committed, switch, reason)
 
@@ -161,24 +176,27 @@ def make_objects_plan(
     """
     actions, links = [], []
     first_of: dict[str, str] = {}
-    for entry in manifest.files:
+    for entry, enc in manifest.stored:
         key = pool_key(entry.sha256)
+        # pool objects are shared by content: the headers of the first upload stay, as for Content-Type
+        extra = manifest.stored_extra.get(entry.path, ())
         if committed:
-            actions.append(FileAction(SKIP, entry, key, "version already committed"))
+            actions.append(FileAction(SKIP, entry, key, "version already committed", encoding=enc))
             continue
         if pool_proven.get(entry.sha256):
-            actions.append(FileAction(SKIP, entry, key, "content already in the pool"))
+            actions.append(FileAction(SKIP, entry, key, "content already in the pool", encoding=enc))
         elif entry.sha256 in first_of:
             actions.append(FileAction(SKIP, entry, key, f"same content as {first_of[entry.sha256]}, uploaded once",
-                                      source_key=key))
+                                      source_key=key, encoding=enc))
         else:
             first_of[entry.sha256] = entry.path
             why = "pool object differs" if entry.sha256 in pool_proven else "new content"
-            actions.append(FileAction(UPLOAD, entry, key, why))
+            actions.append(FileAction(UPLOAD, entry, key, why, encoding=enc, extra=extra))
         if tree is not None:
             if tree_proven and tree_proven.get(entry.path):
                 continue
-            links.append(FileAction(COPY, entry, object_key(manifest.version, entry.path), "link from the pool", key))
+            links.append(FileAction(COPY, entry, object_key(manifest.version, entry.path), "link from the pool", key,
+                                    encoding=enc))
     switch, reason = decide_switch(pointer, manifest.version, promote=promote)
     return Plan(manifest, pointer.channel, pointer, tuple(actions), committed, switch, reason, tuple(links))
 

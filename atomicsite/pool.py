@@ -33,7 +33,8 @@ class PoolPlan:
 
 
 def referenced(manifests) -> set[str]:
-    return {f.sha256 for m in manifests if m is not None and m.layout == "objects" for f in m.files}
+    # compressed variants are pool objects of their own (atomicsite.compress)
+    return {f.sha256 for m in manifests if m is not None and m.layout == "objects" for f, _ in m.stored}
 
 
 def plan_pool(store: Store, kept: list[str], read: Callable[[str], Manifest | None], *, now: datetime,

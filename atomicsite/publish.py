@@ -26,6 +26,7 @@ from .routing.build import scan_site
 from .routing.s3_website import write_website_redirects
 from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
 from .commit_order import OrderVerdict
+from .compress import VariantFiles, add_variants, known_variants
 from .summaries import read_summary, resync_summary, write_summary
 from .switch import SwitchOutcome, judge_order, reconcile_live_link, switch_channel
 from .targets import ManifestMemo, detect_source, find_manifest, list_manifest_infos, opened
@@ -95,7 +96,7 @@ def _prove_stored(store: Store, manifest: Manifest, stored: dict[str, ObjectInfo
     """Whether each already-stored object holds the manifest's bytes; HEAD only where a listing can't tell."""
     proven = {}
     for path, info in stored.items():
-        entry = manifest.by_path.get(path)
+        entry = manifest.stored_by_path.get(path)
         if entry is None:
             continue
         verdict = info.proves(size=entry.size, sha256=entry.sha256, md5=entry.md5)
@@ -229,22 +230,28 @@ def publish(
     """
     started = time.monotonic()
     events = events or PublishEvents()
-    with opened(target, settings) as (store, settings):
+    with opened(target, settings) as (store, settings), VariantFiles() as variants:
         channel = check_channel(channel or settings.channel)
         expiry = _expiry(channel, expires)
         events.on_stage("scan")
         ignored: list[str] = []
         files, rules = scan_site(build_dir, settings, on_file=events.on_scan,  # rule errors stop it here
                                  on_ignored=ignored.append)
-        sources = {f.entry.path: f.source for f in files}
         events.on_stage("links")  # before the store is touched: a refused build uploads nothing
         links = gate(files, settings.links, dry_run=dry_run, rules=rules)
-        manifest = Manifest.build((f.entry for f in files), source=source if source is not None else detect_source(),
-                                  message=message, rules=rules)
 
         events.on_stage("plan")
         memo = ManifestMemo(store)  # the served version's manifest is read once, however many steps need it
         pointer = read_pointer(store, channel)
+        if settings.compress:
+            events.on_stage("compress")
+            # brotli/gzip copies (atomicsite.compress); a file the target's recent versions already
+            # have variants of is not compressed again: their records are reused, their objects copied
+            known = known_variants(_known_manifests(store, memo.find, pointer, "", settings.reuse_from))
+            files = add_variants(files, settings.compress, variants, known=known)
+        sources = {f.entry.path: f.source for f in files} | variants.sources
+        manifest = Manifest.build((f.entry for f in files), source=source if source is not None else detect_source(),
+                                  message=message, rules=rules)
         manifest = replace(manifest, layout=layout or settings.layout or _default_layout(store, pointer, settings, memo.find))
         if dry_run or pointer.version == manifest.version:
             # A dry run only reads; a build the channel already serves is protected by the pointer itself.
@@ -358,9 +365,9 @@ def _pool_proven(store: Store, manifest: Manifest, pointer: PointerState, read: 
     With ``repair`` nothing is taken on trust: the pool is listed, and an object the listing cannot
     prove is stored again.
     """
-    want = {f.sha256: f for f in manifest.files}
+    want = {f.sha256: f for f, _ in manifest.stored}  # files and their compressed variants
     base = None if repair else _objects_base(read, pointer, manifest.version)
-    proven = {f.sha256: True for f in base.files if f.sha256 in want} if base else {}
+    proven = {f.sha256: True for f, _ in base.stored if f.sha256 in want} if base else {}
     unknown = [entry for sha, entry in want.items() if sha not in proven]
     if not unknown:
         return proven
@@ -369,7 +376,7 @@ def _pool_proven(store: Store, manifest: Manifest, pointer: PointerState, read: 
         verdict = info.proves(size=entry.size, sha256=entry.sha256, md5=entry.md5)
         return info.size == entry.size and not repair if verdict is None else verdict
 
-    if base is not None and len(unknown) <= 2 * max(1, math.ceil(len(base.files) / 1000)):
+    if base is not None and len(unknown) <= 2 * max(1, math.ceil(len(base.stored) / 1000)):
         def look(entry) -> tuple[str, bool] | None:
             try:
                 return entry.sha256, judge(store.head(pool_key(entry.sha256)), entry)
@@ -413,7 +420,7 @@ def _plan(store: Store, settings: Settings, pointer: PointerState, manifest: Man
         plan = make_objects_plan(manifest, pointer, committed=False, pool_proven=pool_proven,
                                  tree=tree, tree_proven=tree_proven, promote=promote)
         # a file whose content the listing proved in the pool is proven; the rest by this run's receipts
-        return _Planned(plan, {f.path: True for f in manifest.files if pool_proven.get(f.sha256)}, corrupt_token)
+        return _Planned(plan, {f.path: True for f, _ in manifest.stored if pool_proven.get(f.sha256)}, corrupt_token)
     stored: dict[str, ObjectInfo] = {}
     proven: dict[str, bool] = {}
     known: list[Manifest] = []

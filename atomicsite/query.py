@@ -131,6 +131,7 @@ class VerifyResult:
     missing: list[str]
     mismatched: list[str]
     extra: list[str]
+    variants: int = 0  # compressed variants re-hashed besides the files (their paths end .br/.gz)
 
     @property
     def ok(self) -> bool:
@@ -150,9 +151,11 @@ def verify(version: str | None = None, target: str | Store | None = None, *, cha
         manifest = read_manifest(store, v)
         link_trees = has_link_trees(store)
         in_pool = manifest.layout == OBJECTS and not link_trees
+        # every object of the version: its files, and their compressed variants (atomicsite.compress)
+        objects = manifest.stored_by_path
         if in_pool:  # the version's contents live in the pool: what matters is that each one is there
             stored_shas = {sha_of_pool_key(info.key) for info in store.list(POOL)}
-            stored = {f.path for f in manifest.files if f.sha256 in stored_shas}
+            stored = {path for path, f in objects.items() if f.sha256 in stored_shas}
         else:
             prefix = version_prefix(v)
             stored = {info.key[len(prefix):] for info in store.list(prefix)}
@@ -166,14 +169,15 @@ def verify(version: str | None = None, target: str | Store | None = None, *, cha
                 return None
             return digest.hexdigest()
 
-        present = [f for f in manifest.files if f.path in stored]
+        present = [f for path, f in objects.items() if path in stored]
         with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
             hashes = dict(zip((f.path for f in present), pool.map(rehash, present)))
         result = VerifyResult(
             v, len(manifest.files),
-            missing=sorted(f.path for f in manifest.files if hashes.get(f.path) is None),
+            missing=sorted(path for path in objects if hashes.get(path) is None),
             mismatched=sorted(f.path for f in present if hashes.get(f.path) not in (None, f.sha256)),
-            extra=[] if in_pool else sorted(stored - set(manifest.by_path)),
+            extra=[] if in_pool else sorted(stored - set(objects)),
+            variants=len(objects) - len(manifest.files),
         )
         if raise_on_failure and not result.ok:
             first = (result.missing or result.mismatched)[0]

@@ -123,8 +123,9 @@ class PublishProgress:
         if not self.enabled:
             return
         s = plan.summary()
+        variants = f" + {plural(s['variants']['files'], 'compressed variant')}" if s["variants"]["files"] else ""
         err.print(
-            f"[dim]· plan: {plural(s['files'], 'file')}; upload {s['upload']['files']} ({human_bytes(s['upload']['bytes'])}), "
+            f"[dim]· plan: {plural(s['files'], 'file')}{variants}; upload {s['upload']['files']} ({human_bytes(s['upload']['bytes'])}), "
             f"copy {s['copy']['files']}, already there {s['skip']['files']}[/]"
         )
         work = [a for a in plan.actions if a.kind != SKIP]
@@ -360,7 +361,8 @@ def diff(d) -> None:
 
 
 def verify(result) -> None:
-    out.print(f"version {result.version}: {plural(result.files, 'file')} re-hashed, "
+    variants = f" and {plural(result.variants, 'compressed variant')}" if result.variants else ""
+    out.print(f"version {result.version}: {plural(result.files, 'file')}{variants} re-hashed, "
               f"{len(result.missing)} missing, {len(result.mismatched)} changed, {len(result.extra)} extra")
     for label, paths, style in (("missing", result.missing, "red"), ("changed", result.mismatched, "red"),
                                 ("extra (not in manifest)", result.extra, "dim")):

@@ -66,9 +66,10 @@ class RetryingStore:
         return self.policy.call(once)
 
     def put(self, key: str, source: bytes | Path, *, content_type=None, cache_control=None, metadata=None,
-            mode: PutMode = WriteMode.OVERWRITE) -> ObjectInfo:
+            mode: PutMode = WriteMode.OVERWRITE, extra_headers=None) -> ObjectInfo:
+        extra = {"extra_headers": extra_headers} if extra_headers else {}
         return self._call(lambda: self.inner.put(key, source, content_type=content_type, cache_control=cache_control,
-                                                 metadata=metadata, mode=mode))
+                                                 metadata=metadata, mode=mode, **extra))
 
     def get(self, key: str) -> Body:
         return self._call(lambda: self.inner.get(key))
@@ -84,9 +85,10 @@ class RetryingStore:
         return iter(self._call(lambda: list(self.inner.list(prefix))))
 
     def copy(self, src: str, dst: str, *, content_type=None, cache_control=None, metadata=None,
-             size=None) -> ObjectInfo:
+             size=None, extra_headers=None) -> ObjectInfo:
+        extra = {"extra_headers": extra_headers} if extra_headers else {}
         return self._call(lambda: self.inner.copy(src, dst, content_type=content_type, cache_control=cache_control,
-                                                  metadata=metadata, size=size))
+                                                  metadata=metadata, size=size, **extra))
 
     def delete_many(self, keys: Iterable[str]) -> None:
         keys = list(keys)

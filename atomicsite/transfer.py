@@ -21,11 +21,18 @@ def run_one(store: Store, action: FileAction, source: Path) -> ObjectInfo:
     """Copy or upload one file. A copy whose source object is gone (pruned meanwhile) becomes an upload."""
     e = action.entry
     headers = {"content_type": e.content_type, "cache_control": e.cache_control, "metadata": {SHA256_META: e.sha256}}
+    extra = dict(action.extra)  # Content-Disposition / Content-Language from _headers rules
+    if action.encoding:  # a compressed variant: served with its Content-Encoding (atomicsite.compress)
+        extra["content-encoding"] = action.encoding
+    if extra:
+        headers["extra_headers"] = extra
     if action.kind == COPY:
         try:
             return store.copy(action.source_key, action.key, size=e.size, **headers)
         except ObjectNotFound:
             pass
+    if callable(source):  # a reused variant's record whose older object is gone (atomicsite.compress.Remake)
+        source = source()
     try:
         return store.put(action.key, source, **headers)
     except OSError as exc:

@@ -121,7 +121,7 @@ def test_every_field_of_a_format_3_manifest_is_validated(change, why):
      + base64.b64encode(zlib.compress(b"[]")) + b'"}}', "not an object"),
     (b'{"format": 3, "files": {"count": 1, "encoding": "zlib+base64", "data": "'
      + base64.b64encode(zlib.compress(b'{"paths": []}')[:-3]) + b'"}}', "truncated"),
-    (b'{"format": 4}', "unknown format 4"),
+    (b'{"format": 5}', "unknown format 5"),  # 4 is the content format with compressed variants
     (b'{"format": true}', "unknown format True"),
     (b'{"format": 3, "content_format": 3}', "cannot hold format 3"),
 ])
@@ -145,3 +145,64 @@ def test_fixture_manifests_shrink():
     for name in ("blog", "spa", "odd-names"):
         m = Manifest.build(f.entry for f in scan(FIXTURES / name))
         assert len(m.to_json()) < len(canonical_json(m.to_dict())), name
+
+
+# -- content format 4: compressed variants (atomicsite.compress) ------------------------------------
+
+def _with_variants(files: list[FileEntry]) -> list[FileEntry]:
+    from dataclasses import replace
+
+    from atomicsite.manifest import Variant
+
+    out = []
+    for i, f in enumerate(files):
+        vs = ()
+        if i % 3 == 0:
+            vs = (Variant("br", f"{i + 7:064x}", 5 + i, f"{i + 8:032x}"), Variant("gzip", f"{i + 9:064x}", 6 + i, f"{i + 3:032x}"))
+        elif i % 3 == 1:
+            vs = (Variant("gzip", f"{i + 5:064x}", 4 + i, f"{i + 2:032x}"),)
+        out.append(replace(f, variants=vs))
+    return out
+
+
+def test_format_4_round_trips_stored_as_3_and_as_plain_json():
+    from atomicsite.manifest import FORMAT_VARIANTS
+
+    files = _with_variants(entries(30))
+    m = Manifest.build(files, rules=SiteRules(redirects=(Redirect("/a", "/b", 301),)))
+    stored = m.to_json()
+    envelope = json.loads(stored)
+    assert envelope["format"] == 3 and envelope["content_format"] == FORMAT_VARIANTS
+    back = Manifest.from_json(stored, where="t", expect_version=m.version)
+    assert back.files == m.files and back.rules == m.rules
+    plain = Manifest.from_json(canonical_json(m.to_dict()), where="t", expect_version=m.version)
+    assert plain.files == m.files
+    assert sorted(e.path for e, enc in back.stored if enc == "br") == sorted(f.path + ".br" for f in files if f.variant("br"))
+
+
+def test_which_encodings_a_file_has_is_part_of_the_id_but_not_their_hashes():
+    from dataclasses import replace
+
+    plain = entries(5)
+    with_v = _with_variants(plain)
+    other_bytes = [replace(f, variants=tuple(replace(v, sha256="f" * 64) for v in f.variants)) for f in with_v]
+    assert version_id(plain) != version_id(with_v) == version_id(other_bytes)
+    # without variants the id, the content format and the stored bytes are exactly as before
+    assert Manifest.build(plain).to_dict()["format"] == FORMAT
+
+
+@pytest.mark.parametrize("damage, why", [
+    (lambda t: t["variants"]["gzip"].update(files=[99]), "does not hold|do not hold|out of order"),
+    (lambda t: t["variants"]["gzip"].update(sizes=[-1] * len(t["variants"]["gzip"]["sizes"])), "negative size"),
+    (lambda t: t["variants"]["gzip"].update(sha256="AAAA"), "digests"),
+    (lambda t: t.update(variants=[]), "not a table"),
+    (lambda t: t["variants"].update(zstd=t["variants"]["gzip"]), "unknown encoding"),
+])
+def test_damaged_variant_columns_are_corrupt(damage, why):
+    m = Manifest.build(_with_variants(entries(9)))
+    envelope = json.loads(m.to_json())
+    table = json.loads(zlib.decompress(base64.b64decode(envelope["files"]["data"])))
+    damage(table)
+    envelope["files"]["data"] = base64.b64encode(zlib.compress(canonical_json(table))).decode()
+    with pytest.raises(IntegrityError, match=why):
+        Manifest.from_json(canonical_json(envelope), where="t")

@@ -55,12 +55,18 @@ def urls_of(path: str) -> list[str]:
     return urls
 
 
-def object_headers(blocks: tuple[HeaderBlock, ...], path: str) -> dict[str, str]:
-    """Content-Type / Cache-Control the ``_headers`` rules give a file (lower-case names)."""
+STORED_EXTRA = ("content-disposition", "content-language")
+"""Headers of ``_headers`` rules that S3 and GCS objects also carry (atomicsite.stores.base.EXTRA_HEADERS),
+so a bucket or CDN serving the tree without the router sends them too."""
+
+
+def object_headers(blocks: tuple[HeaderBlock, ...], path: str,
+                   names: tuple[str, ...] = ("content-type", "cache-control")) -> dict[str, str]:
+    """Content-Type / Cache-Control (or ``names``) the ``_headers`` rules give a file (lower-case names)."""
     out: dict[str, str] = {}
     for url in urls_of(path):
         for key, (_, value) in headers_for_path(blocks, url).items():
-            if key in ("content-type", "cache-control"):
+            if key in names:
                 out[key] = value
     return out
 

@@ -14,7 +14,8 @@ in order; a later block setting the same header replaces it, and a header repeat
 is joined with ``", "`` (Netlify's merge rules). Config tables come after the file, so they win.
 
 Content-Type and Cache-Control set here also become the files' object metadata (what a store or CDN
-serves without the router); the rest only the router can send (docs/serve.md shows the CloudFront
+serves without the router), Content-Disposition and Content-Language the objects' own headers on S3
+and GCS (atomicsite.routing.build.STORED_EXTRA); the rest only the router can send (docs/serve.md shows the CloudFront
 response-headers-policy equivalent).
 """
 

@@ -27,7 +27,7 @@ from ..stores.base import Store
 from .config import ServeConfig
 from .rules import location_header, route_request, rule_headers
 from .resolve import (
-    UNSATISFIABLE, BadPath, ByteRange, etag_matches, etag_of, is_html, is_navigation, is_reserved, lookup,
+    UNSATISFIABLE, BadPath, ByteRange, choose_encoding, etag_matches, etag_of, is_html, is_navigation, is_reserved, lookup,
     normal_host, parse_range, pin_candidate, site_path, wants_html,
 )
 from .state import BodyCache, Channel, ManifestCache, PointerCache, sha256_ok
@@ -281,7 +281,16 @@ class Router:
 
     async def _respond(self, scope, headers, choice: _Choice, receive, send, root: str) -> None:
         entry = choice.entry
-        etag = etag_of(entry)
+        # A file with compressed variants (atomicsite.compress): pick one by Accept-Encoding; a Range
+        # request always gets identity, so a resumed download's bytes never depend on the encoding.
+        # From here on ``served`` is the object sent (its key, size, sha256 and ETag); the headers
+        # Content-Type and Cache-Control stay the file's.
+        served, encoding = entry, None
+        if entry.variants and not headers.get("range"):
+            encoding = choose_encoding(headers.get("accept-encoding"), tuple(v.encoding for v in entry.variants))
+            if encoding:
+                served = entry.as_variant(entry.variant(encoding))
+        etag = etag_of(served)
         # An answer chosen by the client's pin differs per client: a shared cache must not keep it,
         # unless the name is fingerprinted (then every version that has it has the same bytes).
         cache_control = entry.cache_control
@@ -294,12 +303,16 @@ class Router:
             (b"x-atomicsite-version", choice.version.encode()),
             *choice.extra,
         ]
+        if entry.variants:  # every answer for this path, identity included, depends on Accept-Encoding
+            out.append((b"vary", b"accept-encoding"))
+        if encoding:
+            out.append((b"content-encoding", encoding.encode()))
         if self.config.skew_protection and is_html(entry) and not choice.pinned:
             held = pin_candidate({"cookie": headers.get("cookie", "")}, self.config.cookie_name)
             # a 404 page answering an open page's missing asset (favicon.ico) must not move its pin
             if held != choice.version and (choice.status == 200 or not held or is_navigation(headers)):
                 out.append((b"set-cookie", _cookie(self.config.cookie_name, choice.version, root, scope)))
-        status, span = choice.status, ByteRange(0, entry.size)
+        status, span = choice.status, ByteRange(0, served.size)
         if status == 200:
             out.append((b"accept-ranges", b"bytes"))
             if etag_matches(headers.get("if-none-match"), etag):
@@ -315,20 +328,20 @@ class Router:
                 status, span = 206, wanted
                 out.append((b"content-range", f"bytes {span.start}-{span.end - 1}/{entry.size}".encode()))
         out.append((b"content-length", str(span.length).encode()))
-        key = content_key(choice.version, choice.layout, entry.path, entry.sha256, link_trees=self.link_trees)
+        key = content_key(choice.version, choice.layout, served.path, served.sha256, link_trees=self.link_trees)
 
         if scope["method"] == "HEAD":
             await send({"type": "http.response.start", "status": status, "headers": out})
             await send({"type": "http.response.body", "body": b""})
             return
-        if entry.size <= self.config.body_cache_file_limit:
-            data = await self._small_body(key, entry, choice)
+        if served.size <= self.config.body_cache_file_limit:
+            data = await self._small_body(key, served, choice)
             await send({"type": "http.response.start", "status": status, "headers": out})
             await send({"type": "http.response.body", "body": data[span.start:span.end]})
             return
         if status == 200 and "http.response.pathsend" in (scope.get("extensions") or {}):
             # A local store and a server that sends files itself (granian): no bytes through Python.
-            path = local_file(self.store, key, entry.size)
+            path = local_file(self.store, key, served.size)
             if path is not None:
                 await send({"type": "http.response.start", "status": status, "headers": out})
                 await send({"type": "http.response.pathsend", "path": path})

@@ -150,3 +150,49 @@ def pin_candidate(headers: Mapping[str, str], cookie_name: str) -> str | None:
         if VERSION_RE.match(value):
             return value
     return None
+
+
+def _qvalue(params: str) -> float:
+    for param in params.split(";"):
+        name, eq, value = param.strip().partition("=")
+        if eq and name.strip().lower() == "q":
+            try:
+                q = float(value.strip())
+            except ValueError:
+                return 0.0  # a malformed weight: treat the coding as not acceptable
+            return q if 0.0 <= q <= 1.0 else 0.0
+    return 1.0
+
+
+def choose_encoding(header: str | None, available: tuple[str, ...]) -> str | None:
+    """The content coding to send, from ``Accept-Encoding`` (RFC 9110 §12.5.3); None = identity.
+
+    ``available`` are the file's variants in order of preference (br before gzip). The highest
+    q-value wins, a variant over identity and br over gzip when equal; ``*`` stands for every coding
+    not named; ``q=0`` excludes one; identity not named loses to any acceptable variant. No header means identity (what a client that never asked for
+    compression can surely read); when nothing acceptable is on offer, identity too.
+
+    >>> choose_encoding("gzip, deflate, br", ("br", "gzip")), choose_encoding("gzip;q=1, br;q=0.5", ("br", "gzip"))
+    ('br', 'gzip')
+    """
+    if not header or not available:
+        return None
+    weights: dict[str, float] = {}
+    for item in header.split(","):
+        coding, _, params = item.partition(";")
+        coding = coding.strip().lower()
+        if coding == "x-gzip":
+            coding = "gzip"
+        if coding:
+            weights.setdefault(coding, _qvalue(params))
+    star = weights.get("*")
+    # Identity not named is acceptable but least wanted: a client naming only codings asks for one.
+    identity = weights.get("identity", 0.0)
+    best, best_q = None, 0.0
+    for coding in available:
+        q = weights.get(coding, star if star is not None else 0.0)
+        if q > best_q:
+            best, best_q = coding, q
+    if best is not None and best_q >= identity:
+        return best
+    return None

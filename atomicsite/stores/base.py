@@ -29,6 +29,20 @@ from typing import Protocol, runtime_checkable
 SHA256_META = "sha256"
 """User-metadata key under which every object under ``v/`` carries the hex sha256 of its bytes."""
 
+EXTRA_HEADERS = ("content-encoding", "content-disposition", "content-language")
+"""Headers besides Content-Type and Cache-Control that an object can carry (``extra_headers``, names
+in lower case): S3 and GCS store and serve each of them; the local store keeps none (the manifest and
+the router do). ``put(key, data, extra_headers={"content-encoding": "br"})``"""
+
+
+def check_extra_headers(extra: dict[str, str] | None) -> dict[str, str]:
+    """Lower-cased names; an unknown one is a bug in the caller, not a user error."""
+    out = {k.lower(): v for k, v in (extra or {}).items()}
+    unknown = set(out) - set(EXTRA_HEADERS)
+    if unknown:
+        raise ValueError(f"a store object cannot carry {sorted(unknown)[0]!r}; it can carry {', '.join(EXTRA_HEADERS)}")
+    return out
+
 
 class WriteMode(enum.Enum):
     OVERWRITE = "overwrite"
@@ -63,6 +77,7 @@ class ObjectInfo:
     content_type: str | None = None
     cache_control: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    extra_headers: dict[str, str] = field(default_factory=dict)  # EXTRA_HEADERS the store reported
 
     def proves(self, *, size: int, sha256: str, md5: str | None) -> bool | None:
         """True/False when this info proves (or disproves) the content; None when it cannot tell.
@@ -103,8 +118,12 @@ class Store(Protocol):
         cache_control: str | None = None,
         metadata: dict[str, str] | None = None,
         mode: PutMode = WriteMode.OVERWRITE,
+        extra_headers: dict[str, str] | None = None,
     ) -> ObjectInfo:
-        """Write ``source`` (bytes, or a local file streamed from disk) at ``key``; return what was stored."""
+        """Write ``source`` (bytes, or a local file streamed from disk) at ``key``; return what was stored.
+
+        ``extra_headers``: any of :data:`EXTRA_HEADERS` (``{"content-encoding": "gzip"}``), stored as
+        the object's own headers where the store has them."""
         ...
 
     def get(self, key: str) -> Body:
@@ -131,8 +150,10 @@ class Store(Protocol):
         cache_control: str | None = None,
         metadata: dict[str, str] | None = None,
         size: int | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> ObjectInfo:
-        """Server-side copy with the destination's headers set explicitly (never inherited).
+        """Server-side copy with the destination's headers set explicitly (never inherited), including
+        ``extra_headers`` (none given: the copy has none).
 
         ``size`` is the source's size when the caller knows it (publish does, from the manifest): a
         store whose copy answer lacks the size may report it instead of asking the server first.

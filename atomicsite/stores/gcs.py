@@ -36,7 +36,7 @@ from ..errors import (
     UnsupportedCondition,
 )
 from . import StoreOptions, require_sdk, split_bucket_url
-from .base import SHA256_META, Body, IfMatch, ObjectInfo, PutMode, WriteMode
+from .base import SHA256_META, Body, IfMatch, ObjectInfo, PutMode, WriteMode, check_extra_headers
 
 MIB = 1 << 20
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -238,6 +238,7 @@ class GCSStore:
             content_type=blob.content_type,
             cache_control=blob.cache_control,
             metadata=meta,
+            extra_headers={h: getattr(blob, f) for h, f in _EXTRA_FIELDS.items() if getattr(blob, f, None)},
         )
 
     @contextlib.contextmanager
@@ -315,6 +316,7 @@ class GCSStore:
         cache_control: str | None = None,
         metadata: dict[str, str] | None = None,
         mode: PutMode = WriteMode.OVERWRITE,
+        extra_headers: dict[str, str] | None = None,
     ) -> ObjectInfo:
         if mode is WriteMode.CREATE:
             generation = 0
@@ -333,6 +335,7 @@ class GCSStore:
             blob.cache_control = cache_control
         if metadata:
             blob.metadata = dict(metadata)
+        _set_extra(blob, extra_headers)
         call = dict(content_type=content_type or DEFAULT_CONTENT_TYPE, if_generation_match=generation, retry=None)
         # An IfMatch write to a deleted object: GCS answers 412, but a 404 means the same to us.
         missing = conflict if isinstance(mode, IfMatch) else None
@@ -364,7 +367,8 @@ class GCSStore:
             blob = self._reload(key)
             with self._guard(f"reading {key}"):
                 try:
-                    data = blob.download_as_bytes(retry=None)  # pinned: blob.generation is set
+                    # pinned: blob.generation is set; raw: the stored bytes, never decoded (atomicsite.compress)
+                    data = blob.download_as_bytes(retry=None, raw_download=True)
                 except self._sdk.api_exc.NotFound:
                     continue
             return Body(data, self._info(key, blob))
@@ -382,7 +386,9 @@ class GCSStore:
             while offset < stop:
                 last = min(offset + self.chunk_size, stop) - 1  # GCS ranges include their end
                 with self._guard(f"reading {key}", missing=changed):
-                    data = blob.download_as_bytes(start=offset, end=last, retry=None)
+                    # raw: a Content-Encoding: gzip/br object's stored bytes, which the router sends
+                    # with that header; the library would otherwise decode them (and GCS transcode)
+                    data = blob.download_as_bytes(start=offset, end=last, retry=None, raw_download=True)
                 if not data:
                     return
                 offset += len(data)
@@ -411,11 +417,13 @@ class GCSStore:
         cache_control: str | None = None,
         metadata: dict[str, str] | None = None,
         size: int | None = None,  # unused: the rewrite answer has the size
+        extra_headers: dict[str, str] | None = None,
     ) -> ObjectInfo:
         # rewrite, not bucket.copy_blob: fake-gcs-server's copy drops Content-Type, Cache-Control and
         # metadata, while rewrite with the destination's fields set honours them there and on GCS.
         # Fields left unset are filled in from the source (seen on the emulator), so Content-Type is
-        # always sent; callers wanting no Cache-Control or metadata on a copy cannot get it here.
+        # always sent; callers wanting no Cache-Control, metadata or Content-Encoding on a copy cannot
+        # get it here (publish copies only between objects of the same encoding for that reason).
         source = self._bucket.blob(self._name(src))
         target = self._bucket.blob(self._name(dst))
         target.content_type = content_type or DEFAULT_CONTENT_TYPE
@@ -423,6 +431,7 @@ class GCSStore:
             target.cache_control = cache_control
         if metadata is not None:
             target.metadata = dict(metadata)
+        _set_extra(target, extra_headers)
         with self._guard(f"copying {src} to {dst}", missing=self._not_found(src)):
             token = None
             while True:  # big objects (or cross-location copies) take several calls on GCS
@@ -556,3 +565,15 @@ def _one_line(exc: Exception) -> str:
     if len(line) > 200:
         line = line[:197] + "..."
     return f"HTTP {int(code)} {line}" if isinstance(code, int) else f"{type(exc).__name__}: {line}"
+
+
+_EXTRA_FIELDS = {"content-encoding": "content_encoding", "content-disposition": "content_disposition",
+                 "content-language": "content_language"}
+
+
+def _set_extra(blob, extra_headers: dict[str, str] | None) -> None:
+    """Content-Encoding and friends are blob fields on GCS. An object stored with ``Content-Encoding:
+    gzip`` is served decompressed to clients that do not send ``Accept-Encoding: gzip`` (decompressive
+    transcoding), so a gzip variant fetched by its own URL is right for every client."""
+    for name, value in check_extra_headers(extra_headers).items():
+        setattr(blob, _EXTRA_FIELDS[name], value)

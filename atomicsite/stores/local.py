@@ -149,6 +149,7 @@ class LocalStore:
         cache_control: str | None = None,
         metadata: dict[str, str] | None = None,
         mode: PutMode = WriteMode.OVERWRITE,
+        extra_headers: dict[str, str] | None = None,  # kept by the manifest, like the other headers
     ) -> ObjectInfo:
         path = self._path(key)
         with _os_errors(self, path):
@@ -304,6 +305,7 @@ class LocalStore:
         cache_control: str | None = None,
         metadata: dict[str, str] | None = None,
         size: int | None = None,
+        extra_headers: dict[str, str] | None = None,  # kept by the manifest, like the other headers
     ) -> ObjectInfo:
         src_path, dst_path = self._path(src), self._path(dst)
         if not src_path.is_file():

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import AlreadyExists, ObjectNotFound, PreconditionFailed
-from .base import Body, IfMatch, ObjectInfo, PutMode, SHA256_META, WriteMode
+from .base import Body, IfMatch, ObjectInfo, PutMode, SHA256_META, WriteMode, check_extra_headers
 
 
 class MemoryStore:
@@ -23,7 +23,7 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._generation = itertools.count(1)
 
-    def _store(self, key: str, data: bytes, content_type, cache_control, metadata) -> ObjectInfo:
+    def _store(self, key: str, data: bytes, content_type, cache_control, metadata, extra_headers=None) -> ObjectInfo:
         meta = dict(metadata or {})
         info = ObjectInfo(
             key=key,
@@ -35,12 +35,13 @@ class MemoryStore:
             content_type=content_type,
             cache_control=cache_control,
             metadata=meta,
+            extra_headers=check_extra_headers(extra_headers),
         )
         self._objects[key] = (data, info)
         return info
 
     def put(self, key, source: bytes | Path, *, content_type=None, cache_control=None, metadata=None,
-            mode: PutMode = WriteMode.OVERWRITE) -> ObjectInfo:
+            mode: PutMode = WriteMode.OVERWRITE, extra_headers=None) -> ObjectInfo:
         data = source.read_bytes() if isinstance(source, Path) else bytes(source)
         with self._lock:
             existing = self._objects.get(key)
@@ -48,7 +49,7 @@ class MemoryStore:
                 raise AlreadyExists(f"{key} already exists in {self.url}")
             if isinstance(mode, IfMatch) and (existing is None or existing[1].token != mode.token):
                 raise PreconditionFailed(f"{key} changed in {self.url} since it was read")
-            return replace(self._store(key, data, content_type, cache_control, metadata), sha256=None)
+            return replace(self._store(key, data, content_type, cache_control, metadata, extra_headers), sha256=None)
 
     def _entry(self, key: str) -> tuple[bytes, ObjectInfo]:
         with self._lock:
@@ -73,10 +74,11 @@ class MemoryStore:
             infos = [info for key, (_, info) in self._objects.items() if key.startswith(prefix)]
         return iter(sorted(infos, key=lambda i: i.key))
 
-    def copy(self, src, dst, *, content_type=None, cache_control=None, metadata=None, size=None) -> ObjectInfo:
+    def copy(self, src, dst, *, content_type=None, cache_control=None, metadata=None, size=None,
+             extra_headers=None) -> ObjectInfo:
         data, _ = self._entry(src)
         with self._lock:  # receipts, like a server's, prove bytes by MD5 and do not echo the sha256
-            return replace(self._store(dst, data, content_type, cache_control, metadata), sha256=None)
+            return replace(self._store(dst, data, content_type, cache_control, metadata, extra_headers), sha256=None)
 
     def delete_many(self, keys: Iterable[str]) -> None:
         with self._lock:

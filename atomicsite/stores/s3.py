@@ -44,7 +44,7 @@ from ..errors import (
     UsageError,
 )
 from . import StoreOptions, require_sdk, split_bucket_url
-from .base import SHA256_META, Body, IfMatch, ObjectInfo, PutMode, WriteMode
+from .base import SHA256_META, Body, IfMatch, ObjectInfo, PutMode, WriteMode, check_extra_headers
 
 log = logging.getLogger(__name__)
 
@@ -174,9 +174,11 @@ class S3Store:
         cache_control: str | None = None,
         metadata: dict[str, str] | None = None,
         mode: PutMode = WriteMode.OVERWRITE,
+        extra_headers: dict[str, str] | None = None,
     ) -> ObjectInfo:
         full = self._full(key)
-        headers = _headers(content_type, cache_control, metadata)
+        extra_headers = check_extra_headers(extra_headers)
+        headers = _headers(content_type, cache_control, metadata, extra_headers)
         condition: dict[str, str] = {}
         if mode is WriteMode.CREATE:
             condition["IfNoneMatch"] = "*"
@@ -210,6 +212,7 @@ class S3Store:
             content_type=content_type,
             cache_control=cache_control,
             metadata=meta,
+            extra_headers=extra_headers,
         )
 
     def get(self, key: str) -> Body:
@@ -273,17 +276,19 @@ class S3Store:
         cache_control: str | None = None,
         metadata: dict[str, str] | None = None,
         size: int | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> ObjectInfo:
         copy_source = {"Bucket": self.bucket, "Key": self._full(src)}
+        extra_headers = check_extra_headers(extra_headers)
         # REPLACE with every header passed: S3 would otherwise keep the source's, moto resets them.
-        headers = {**_headers(content_type, cache_control, metadata), "MetadataDirective": "REPLACE"}
+        headers = {**_headers(content_type, cache_control, metadata, extra_headers), "MetadataDirective": "REPLACE"}
         if size is not None and size < self.copy_threshold:
             # The caller knows the size: one CopyObject, no HEAD first. The receipt's ETag is the
             # server's MD5 of the copied bytes, which verify checks against the manifest.
             with self._calling("copy", src):
                 resp = self.client.copy_object(CopySource=copy_source, Bucket=self.bucket, Key=self._full(dst),
                                                **headers)
-            return self._copy_receipt(dst, resp, size, content_type, cache_control, metadata)
+            return self._copy_receipt(dst, resp, size, content_type, cache_control, metadata, extra_headers)
         source = self.head(src)  # ObjectNotFound, the size the copy method depends on, and its ETag
         with self._calling("copy", dst):
             # If-Match on the source: the size we report is the size that was copied.
@@ -292,9 +297,10 @@ class S3Store:
                 self.client.copy(copy_source, self.bucket, self._full(dst), ExtraArgs=headers, Config=self._copy_config)
                 return self.head(dst)
             resp = self.client.copy_object(CopySource=copy_source, Bucket=self.bucket, Key=self._full(dst), **headers)
-        return self._copy_receipt(dst, resp, source.size, content_type, cache_control, metadata)
+        return self._copy_receipt(dst, resp, source.size, content_type, cache_control, metadata, extra_headers)
 
-    def _copy_receipt(self, dst: str, resp: dict, size: int, content_type, cache_control, metadata) -> ObjectInfo:
+    def _copy_receipt(self, dst: str, resp: dict, size: int, content_type, cache_control, metadata,
+                      extra_headers=None) -> ObjectInfo:
         etag = resp.get("CopyObjectResult", {}).get("ETag")
         if not etag:
             return self.head(dst)
@@ -309,6 +315,7 @@ class S3Store:
             content_type=content_type,
             cache_control=cache_control,
             metadata=meta,
+            extra_headers=dict(extra_headers or {}),
         )
 
     def delete_many(self, keys: Iterable[str]) -> None:
@@ -494,6 +501,7 @@ class S3Store:
             content_type=resp.get("ContentType"),
             cache_control=resp.get("CacheControl"),
             metadata=dict(meta),
+            extra_headers={h: resp[f] for h, f in _EXTRA_FIELDS.items() if resp.get(f)},
         )
 
     @contextlib.contextmanager
@@ -607,12 +615,19 @@ def _make_client(boto3, options: StoreOptions, session=None):
         raise ConfigError(f"invalid S3 endpoint {options.endpoint_url!r}: {_one_line(exc)}") from None
 
 
-def _headers(content_type: str | None, cache_control: str | None, metadata: dict[str, str] | None) -> dict:
+_EXTRA_FIELDS = {"content-encoding": "ContentEncoding", "content-disposition": "ContentDisposition",
+                 "content-language": "ContentLanguage"}
+
+
+def _headers(content_type: str | None, cache_control: str | None, metadata: dict[str, str] | None,
+             extra_headers: dict[str, str] | None = None) -> dict:
     headers: dict = {"Metadata": dict(metadata or {})}
     if content_type:
         headers["ContentType"] = content_type
     if cache_control:
         headers["CacheControl"] = cache_control
+    for name, value in (extra_headers or {}).items():
+        headers[_EXTRA_FIELDS[name]] = value
     return headers
 
 
