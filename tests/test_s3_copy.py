@@ -36,7 +36,7 @@ from atomicsite.stores import s3_copy  # noqa: E402
 from atomicsite.stores.s3 import S3Store  # noqa: E402
 from atomicsite.stores.s3_copy import EMPTY_SHA256, sign_put  # noqa: E402
 from atomicsite.stores.s3_wire import WireSettings, wire_settings  # noqa: E402
-from tests.s3_copy_standin import COPY_OK, S3CopyStandin, error  # noqa: E402
+from tests.s3_copy_standin import COPY_OK, S3CopyStandin, error, self_signed  # noqa: E402
 
 SHA = "a" * 64
 ODD_KEYS = ["index.html", "a b/c+d#e?f%g.txt", "ünï/cödé ✓.css", "x/~tilde/(paren)&amp;[x]!'*.js"]
@@ -515,6 +515,41 @@ def test_copies_the_light_path_does_not_speak_go_through_boto3(standin, standin_
     assert len(sdk_copies) == 1
     store.copy("v/old/a.txt", "v/3/a.txt", size=1, content_type="text/plain")
     assert len(sdk_copies) == 1
+
+
+def test_tls_verifies_with_the_clients_ca_bundle(tmp_path, monkeypatch, aws_session):
+    """The light path trusts what boto3 trusts: AWS_CA_BUNDLE here; without it, the self-signed server
+    is refused by both (and the light path is not blamed for it)."""
+    import ssl
+
+    cert, key = self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = S3CopyStandin(tls=context)
+    options = StoreOptions(endpoint_url=server.url, region="us-east-1")
+    try:
+        monkeypatch.setenv("AWS_CA_BUNDLE", cert)
+        import boto3
+
+        store = S3Store("bkt", "site", options, session=boto3.Session(region_name="us-east-1"))
+        for i in range(3):
+            store.copy("v/old/a.txt", f"v/{i}/a.txt", size=1)
+        assert store._copier.proven and store._copier.template.scheme == "https"
+        assert len(server.light_requests()) == 2 and store._copier._pool.connections_opened == 1
+        store.close()
+
+        monkeypatch.delenv("AWS_CA_BUNDLE")
+        untrusting = S3Store("bkt", "site", options, session=boto3.Session(region_name="us-east-1"))
+        untrusting._copier.template, untrusting._copier.proven = store._copier.template, True
+        from atomicsite.stores.s3_wire import WirePool
+
+        untrusting._copier._pool = WirePool("https", "127.0.0.1", int(server.url.rsplit(":", 1)[1]),
+                                            wire_settings(untrusting.client, server.url))
+        with pytest.raises(StoreError, match="SSL"):
+            untrusting.copy("v/old/a.txt", "v/x/a.txt", size=1)
+        untrusting.close()
+    finally:
+        server.stop()
 
 
 def test_wire_settings_follow_the_client(monkeypatch, aws_session):
