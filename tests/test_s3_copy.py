@@ -416,6 +416,35 @@ def test_a_server_that_stops_answering_is_a_read_timeout(aws_session):
         pool.close()
 
 
+@pytest.mark.parametrize("reply", [b"", b"SSH-2.0-OpenSSH_9.6\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nshort"],
+                         ids=["closed-at-once", "not-http", "cut-off"])
+def test_a_broken_answer_is_a_closed_connection_not_a_retry_loop(reply):
+    from botocore.exceptions import ConnectionClosedError
+
+    from atomicsite.stores.s3_wire import WirePool
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        accepted = []
+
+        def serve():
+            conn, _ = listener.accept()
+            accepted.append(conn)
+            conn.recv(65536)
+            conn.sendall(reply)
+            conn.close()
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        pool = WirePool("http", "127.0.0.1", listener.getsockname()[1], WireSettings(True, 1, 2, 4))
+        with pytest.raises(ConnectionClosedError):
+            pool.request("PUT", "/x", {"Host": "127.0.0.1"})
+        thread.join(2)
+        assert len(accepted) == 1 and pool.connections_opened == 1
+        pool.close()
+
+
 def test_expired_token_rereads_the_credentials_once(standin, standin_store):
     import boto3
 

@@ -345,10 +345,10 @@ def _timestamp(text: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _metadata(status: int, headers) -> dict:
-    lowered = {k.lower(): v for k, v in headers.items()}
-    return {"HTTPStatusCode": status, "HTTPHeaders": lowered, "RequestId": lowered.get("x-amz-request-id", ""),
-            "HostId": lowered.get("x-amz-id-2", ""), "RetryAttempts": 0}
+def _metadata(status: int, headers: dict[str, str]) -> dict:
+    """botocore's ResponseMetadata; ``headers`` are already lower-cased (s3_wire reads them so)."""
+    return {"HTTPStatusCode": status, "HTTPHeaders": headers, "RequestId": headers.get("x-amz-request-id", ""),
+            "HostId": headers.get("x-amz-id-2", ""), "RetryAttempts": 0}
 
 
 def _client_error(status: int, root, headers):

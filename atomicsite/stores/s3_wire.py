@@ -105,7 +105,7 @@ class WirePool:
                                    self.url) from None
             except BaseException as exc:
                 conn.close()
-                raise _as_botocore(exc, self.url) from exc
+                _reraise(exc, self.url)
             status, answer_headers, body, keep = answer
             if keep:
                 conn.reused = True
@@ -127,7 +127,7 @@ class WirePool:
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.settings.connect_timeout)
         except BaseException as exc:
-            raise _as_botocore(exc, self.url, connecting=True) from exc
+            _reraise(exc, self.url, connecting=True)
         try:
             for option in self.settings.socket_options:
                 sock.setsockopt(*option)
@@ -136,7 +136,7 @@ class WirePool:
             sock.settimeout(self.settings.read_timeout)
         except BaseException as exc:
             sock.close()
-            raise _as_botocore(exc, self.url, connecting=True) from exc
+            _reraise(exc, self.url, connecting=True)
         self.connections_opened += 1
         return _Connection(sock)
 
@@ -226,6 +226,13 @@ def _read_chunked(rfile) -> bytes:
             raise ConnectionError("the connection closed inside a chunk")
         chunks.append(chunk)
         rfile.readline(_MAX_LINE + 1)  # the CRLF after the chunk
+
+
+def _reraise(exc: BaseException, url: str, *, connecting: bool = False):
+    mapped = _as_botocore(exc, url, connecting=connecting)
+    if mapped is exc:
+        raise exc
+    raise mapped from exc
 
 
 def _as_botocore(exc: BaseException, url: str, *, connecting: bool = False) -> BaseException:
