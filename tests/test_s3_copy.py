@@ -581,6 +581,33 @@ def test_tls_verifies_with_the_clients_ca_bundle(tmp_path, monkeypatch, aws_sess
         server.stop()
 
 
+@pytest.mark.parametrize("style,host,prefix", [
+    ("auto", "bkt.s3.eu-west-1.amazonaws.com", "/"),
+    ("virtual", "bkt.s3.eu-west-1.amazonaws.com", "/"),
+    ("path", "s3.eu-west-1.amazonaws.com", "/bkt/"),
+])
+def test_the_template_is_what_boto3_sends_to_aws(style, host, prefix):
+    """On AWS boto3 addresses buckets virtual-hosted (unless told path style): the light path follows.
+    boto3's one request is answered in-process (no AWS here); nothing is sent by the light path."""
+    import boto3
+    from botocore.awsrequest import AWSResponse
+
+    class Raw:
+        def stream(self, **_):
+            yield COPY_OK
+
+    session = boto3.Session(aws_access_key_id="AKID", aws_secret_access_key="secret", region_name="eu-west-1")
+    store = S3Store("bkt", "site", StoreOptions(region="eu-west-1", addressing_style=style), session=session)
+    store.client.meta.events.register("before-send.s3.CopyObject",
+                                      lambda request, **_: AWSResponse(request.url, 200, {}, Raw()))
+    store.copy("v/old/a b.txt", "v/new/a b.txt", size=1)
+    template = store._copier.template
+    assert (template.scheme, template.hostname, template.port, template.host, template.prefix) == \
+        ("https", host, 443, host, prefix)
+    assert (template.region, template.service, template.bucket) == ("eu-west-1", "s3", "bkt")
+    store.close()
+
+
 def test_wire_settings_follow_the_client(monkeypatch, aws_session):
     from botocore.config import Config
 
