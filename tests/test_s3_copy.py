@@ -526,6 +526,18 @@ def test_a_server_refusing_the_light_request_sends_copies_through_boto3(standin,
     assert len(standin.light_requests()) == 1 and len(sdk_copies) == 2
 
 
+@pytest.mark.parametrize("status,code", [(307, "TemporaryRedirect"), (301, "PermanentRedirect")])
+def test_redirects_are_boto3s_business(standin, standin_store, status, code):
+    # botocore's S3 region redirector follows these; the light path hands such a copy to boto3.
+    store = standin_store()
+    store.copy("v/old/a.txt", "v/0/a.txt", size=1)
+    assert store._copier.proven
+    sdk_copies = SdkCopies(store.client)
+    standin.answer(lambda req: error(status, code) if req.light else None)
+    store.copy("v/old/a.txt", "v/1/a.txt", size=1)
+    assert len(sdk_copies) == 1 and not store._copier.disabled
+
+
 def test_a_failure_boto3_shares_does_not_disable_the_light_path(standin, standin_store):
     store = standin_store()
     standin.answer(lambda req: error(403, "AccessDenied"))

@@ -55,6 +55,7 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # a copy has no body
 CREDENTIALS_TTL = 60.0  # seconds a frozen copy of refreshable credentials is used before asking again
 _EXPIRED_CODES = {"ExpiredToken", "TokenRefreshRequired"}
 _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+_REDIRECTS = {301, 302, 307}  # a bucket in another region, or one still propagating in DNS
 
 # boto3 parameter -> the header it becomes; anything else sends the copy through boto3.
 _HEADER_PARAMS = {
@@ -122,6 +123,8 @@ class LightCopier:
         try:
             result = self._send(template, *request)
         except Exception as exc:
+            if _status_of(exc) in _REDIRECTS:
+                return self._through_sdk(params, learn=False)  # botocore follows S3's region redirects
             if self.proven or _is_transient(exc):
                 raise
             # Not yet proven here: ask boto3 whether the server agrees, before trusting the failure.
@@ -372,6 +375,11 @@ def _is_transient(exc: BaseException) -> bool:
         return status in _TRANSIENT_STATUS or code in ("SlowDown", "RequestTimeout") or code.startswith("Throttl")
     return isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError, bx.ReadTimeoutError,
                             bx.ConnectTimeoutError))
+
+
+def _status_of(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    return response.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(response, dict) else None
 
 
 def _credentials_of(client):
