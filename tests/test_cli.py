@@ -295,7 +295,11 @@ def test_version_short_help_and_shell_completion():
                           env={**env, "_ATOMICSITE_COMPLETE": "complete_bash", "COMP_WORDS": "atomicsite pr",
                                "COMP_CWORD": "1"})
     assert done.stdout.split() == ["promote", "prune"]
-    assert "complete -o" in run("--show-completion", "bash").stdout
+    # typer detects the user's shell from the process tree (shellingham) unless told not to; without a
+    # detected shell (a detached CI job) --show-completion takes the shell as its value only so
+    shown = subprocess.run([sys.executable, "-m", "atomicsite", "--show-completion", "bash"], capture_output=True,
+                           text=True, timeout=60, env={**env, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
+    assert "complete -o" in shown.stdout, shown.stderr
     docs = (ROOT / "docs" / "cli.md").read_text()
     assert "--install-completion" in docs and "_ATOMICSITE_COMPLETE" in docs
 
