@@ -27,7 +27,8 @@ from .commit_order import OrderVerdict
 from .summaries import read_summary, resync_summary, write_summary
 from .switch import SwitchOutcome, judge_order, reconcile_live_link, switch_channel
 from .targets import detect_source, find_manifest, list_manifest_infos, opened
-from .transfer import run_one, run_transfers
+from .bulk_links import transfer
+from .transfer import run_one
 
 
 @dataclass
@@ -267,9 +268,9 @@ def publish(
             result = PublishResult(plan, store.url, links=links, ignored=tuple(ignored))
             if not plan.committed:
                 events.on_stage("transfer")
-                receipts = run_transfers(store, plan.actions, sources, workers=settings.concurrency,
-                                         on_done=events.on_file)
-                link_receipts = run_transfers(store, plan.links, sources, workers=settings.concurrency)
+                receipts = transfer(store, plan.actions, sources, workers=settings.concurrency,
+                                    on_done=events.on_file)
+                link_receipts = transfer(store, plan.links, sources, workers=settings.concurrency)
                 events.on_stage("verify")
                 _verify(store, plan.actions, plan.version, planned.proven, receipts, sources)
                 _verify(store, plan.links, plan.version, {}, link_receipts, sources)
