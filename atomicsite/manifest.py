@@ -25,9 +25,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from functools import cached_property
+from operator import attrgetter
 
 from . import __version__, manifest_codec
 from .errors import IntegrityError
@@ -55,6 +56,10 @@ class FileEntry:
 
     def identity(self) -> list:
         return [self.path, self.sha256, self.size, self.content_type, self.cache_control]
+
+
+_ENTRY_NAMES = tuple(f.name for f in fields(FileEntry) if f.name != "path")  # a file's record in "files"
+_ENTRY_FIELDS = attrgetter(*_ENTRY_NAMES)
 
 
 def canonical_json(value) -> bytes:
@@ -106,6 +111,15 @@ class Manifest:
         return sum(f.size for f in self.files)
 
     def to_dict(self) -> dict:
+        d = self.head_dict()
+        # Field by field, not dataclasses.asdict (which deep-copies every value): 50,000 files took
+        # ~1.5 s that way, for a table that is only read.
+        fields_of = _ENTRY_FIELDS
+        d["files"] = {f.path: dict(zip(_ENTRY_NAMES, fields_of(f))) for f in self.files}
+        return d
+
+    def head_dict(self) -> dict:
+        """:meth:`to_dict` without the file table (what summaries carry)."""
         d = {
             "format": FORMAT_RULES if self.rules or self.layout != TREE else FORMAT,
             "version": self.version,
@@ -113,7 +127,6 @@ class Manifest:
             "message": self.message,
             "source": self.source,
             "tool": self.tool,
-            "files": {f.path: {k: v for k, v in asdict(f).items() if k != "path"} for f in self.files},
         }
         if self.rules:
             d["rules"] = self.rules.to_dict()
