@@ -28,6 +28,7 @@ DEFAULT_IGNORE = (".*", "!.well-known", "Thumbs.db", "desktop.ini", "*.swp", "*~
 SITE_RULE_FILES = ("_redirects", "_headers")  # rules, read by atomicsite.routing.build: never served
 MAX_KEY_BYTES = 900  # S3 allows 1024 bytes per key; leave room for "<prefix>/v/<version>/"
 _CHUNK = 1 << 20
+_WHOLE = 4 << 20  # files up to this size are read in one call
 
 
 @dataclass(frozen=True)
@@ -62,26 +63,31 @@ class _Globs:
         return bool((self._names and self._names.match(name)) or (self._paths and self._paths.match(rel)))
 
 
-def _check_key(rel: str, shown: Path) -> str:
-    try:
-        rel.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BuildDirError(
-            f"{shown}: the file name is not valid UTF-8 and cannot be an object key.", hint="Rename the file."
-        ) from None
-    bad = next((c for c in rel if ord(c) < 0x20 or ord(c) == 0x7F or c == "\\"), None)
+_BAD_KEY_CHAR = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def _check_key(rel: str, shown: Path | str) -> str:
+    ascii_only = rel.isascii()  # most names: no encoding to check, and bytes == characters
+    if not ascii_only:
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BuildDirError(
+                f"{shown}: the file name is not valid UTF-8 and cannot be an object key.", hint="Rename the file."
+            ) from None
+    bad = _BAD_KEY_CHAR.search(rel)
     if bad is not None:
         raise BuildDirError(
-            f"{shown}: the name holds {bad!r}, which cannot be part of an object key on every store.",
+            f"{shown}: the name holds {bad.group()!r}, which cannot be part of an object key on every store.",
             hint="Rename the file.",
         )
-    if len(rel.encode("utf-8")) > MAX_KEY_BYTES:
+    if (len(rel) if ascii_only else len(rel.encode("utf-8"))) > MAX_KEY_BYTES:
         raise BuildDirError(f"{shown}: the path is longer than {MAX_KEY_BYTES} bytes.", hint="Shorten it.")
     return rel
 
 
 def _walk(root: Path, ignore: tuple[str, ...],
-          on_ignored: Callable[[str], None] | None = None) -> list[tuple[str, Path]]:
+          on_ignored: Callable[[str], None] | None = None) -> list[tuple[str, str]]:
     """(key, real path) for every regular file, following links that stay inside ``root``."""
     real_root = root.resolve()
     ignored = _Ignore(ignore)
@@ -90,7 +96,7 @@ def _walk(root: Path, ignore: tuple[str, ...],
     def inside(p: str) -> bool:
         return p == str(real_root) or p.startswith(str(real_root) + os.sep)
 
-    def visit(directory: Path, rel_dir: str, ancestors: frozenset[str]) -> None:
+    def visit(directory: str, rel_dir: str, ancestors: frozenset[str]) -> None:
         # A link to a sibling dir just publishes it twice; a link to an ancestor would never end.
         real = os.path.realpath(directory)
         if real in ancestors:
@@ -99,12 +105,14 @@ def _walk(root: Path, ignore: tuple[str, ...],
             )
         ancestors = ancestors | {real}
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            entries = sorted(os.scandir(directory), key=_entry_name)
         except PermissionError:
             raise BuildDirError(f"{directory}: cannot read this directory (permission denied).",
                                 hint="Fix its permissions or add it to ignore.") from None
         for entry in entries:
-            name = unicodedata.normalize("NFC", entry.name)
+            name = entry.name
+            if not name.isascii():
+                name = unicodedata.normalize("NFC", name)
             rel = f"{rel_dir}{name}"
             if not rel_dir and name in SITE_RULE_FILES:
                 continue
@@ -112,7 +120,7 @@ def _walk(root: Path, ignore: tuple[str, ...],
                 if on_ignored:
                     on_ignored(rel + "/" if entry.is_dir() else rel)
                 continue
-            path = Path(entry.path)
+            path = entry.path
             if entry.is_symlink():
                 target = os.path.realpath(path)
                 if not inside(target):
@@ -122,24 +130,40 @@ def _walk(root: Path, ignore: tuple[str, ...],
                     )
                 if not os.path.exists(target):
                     raise BuildDirError(f"{path}: this symlink is broken.", hint="Fix or remove it.")
-            try:
-                st = path.stat()
-            except PermissionError:
-                raise BuildDirError(f"{path}: cannot read it (permission denied).", hint="Fix its permissions.") from None
-            if stat.S_ISDIR(st.st_mode):
+                try:
+                    mode = os.stat(path).st_mode
+                except PermissionError:
+                    raise BuildDirError(f"{path}: cannot read it (permission denied).",
+                                        hint="Fix its permissions.") from None
+                is_dir, is_file = stat.S_ISDIR(mode), stat.S_ISREG(mode)
+            else:
+                # the directory listing's file type: no stat per file (a file we cannot read is
+                # reported when it is hashed)
+                is_dir = entry.is_dir(follow_symlinks=False)
+                is_file = not is_dir and entry.is_file(follow_symlinks=False)
+            if is_dir:
                 visit(path, rel + "/", ancestors)
-            elif stat.S_ISREG(st.st_mode):
+            elif is_file:
                 found.append((_check_key(rel, path), path))
             # sockets, fifos, devices: not content; skipped on purpose
 
-    visit(root, "", frozenset())
+    visit(str(root), "", frozenset())
     return found
 
 
-def _hash(path: Path) -> tuple[str, str, int]:
-    sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
+def _entry_name(entry: os.DirEntry) -> str:
+    return entry.name
+
+
+def _hash(path: str) -> tuple[str, str, int]:
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb", buffering=0) as fh:
+            if os.fstat(fh.fileno()).st_size <= _WHOLE:
+                # Most site files: one read, then each digest over the whole bytes (hashlib lets go
+                # of the GIL for it, so the scan's threads hash in parallel).
+                data = fh.readall()
+                return hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), len(data)
+            sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
             while chunk := fh.read(_CHUNK):
                 sha.update(chunk)
                 md5.update(chunk)
@@ -170,7 +194,7 @@ def scan(
     listed = _walk(root, ignore, on_ignored)
     if not listed:
         raise BuildDirError(f"build dir {root} has no files to publish.", hint="Build the site first; check your ignore rules.")
-    keys: dict[str, Path] = {}
+    keys: dict[str, str] = {}
     for key, path in listed:
         if key in keys:
             raise BuildDirError(
@@ -179,13 +203,13 @@ def scan(
             )
         keys[key] = path
 
-    def one(item: tuple[str, Path]) -> ScannedFile:
+    def one(item: tuple[str, str]) -> ScannedFile:
         key, path = item
         sha, md5, size = _hash(path)
         if on_file:
             on_file(size)
         h = headers_for(key, rules)
-        return ScannedFile(FileEntry(key, sha, size, md5, h.content_type, h.cache_control), path)
+        return ScannedFile(FileEntry(key, sha, size, md5, h.content_type, h.cache_control), Path(path))
 
     # Batches: per-file futures cost more than hashing a small file; hashlib releases the GIL on
     # large buffers, so big files in different batches still hash in parallel.
