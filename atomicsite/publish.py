@@ -17,6 +17,7 @@ from .claims import VersionClaim
 from .config import Settings
 from .errors import IntegrityError, PreconditionFailed, UsageError
 from .layout import DEFAULT_CHANNEL, OBJECTS, POOL, TREE, check_channel, has_link_trees, manifest_key, sha_of_pool_key, version_prefix
+from .link_cache import LinkCache
 from .links import LinkReport, gate
 from .manifest import Manifest
 from .plan import COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_objects_plan, make_plan
@@ -233,7 +234,7 @@ def publish(
                                  on_ignored=ignored.append)
         sources = {f.entry.path: f.source for f in files}
         events.on_stage("links")  # before the store is touched: a refused build uploads nothing
-        links = gate(files, settings.links, dry_run=dry_run, rules=rules)
+        links = gate(files, settings.links, dry_run=dry_run, rules=rules, cache=LinkCache.for_build(build_dir))
         manifest = Manifest.build((f.entry for f in files), source=source if source is not None else detect_source(),
                                   message=message, rules=rules)
 
