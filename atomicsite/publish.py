@@ -105,28 +105,43 @@ def _prove_stored(store: Store, manifest: Manifest, stored: dict[str, ObjectInfo
     return proven
 
 
-def _known_manifests(store: Store, plan_pointer, version: str, limit: int) -> list[Manifest]:
-    """Complete older versions to copy unchanged files from: the channel's current and previous, and the newest."""
+def _known_manifests(store: Store, plan_pointer, manifest: Manifest, limit: int) -> list[Manifest]:
+    """Complete older versions to copy unchanged files from: the channel's current version, then its
+    previous and the newest few, each read only while the bytes still to upload outweigh it.
+
+    A manifest is read whole and validated (a 50,000-file one is 3.8 MB and ~0.3 s of CPU): reading
+    one to avoid uploading fewer bytes than it holds costs more than it saves. So after the current
+    version, which holds most of a typical build, an older manifest is read only while the contents
+    found in none of those read so far add up to more than its stored size (a revert of a large
+    change still finds its files in the previous version)."""
     if limit <= 0:
         return []
+    version = manifest.version
     wanted: list[str] = []
     p = plan_pointer.pointer
     for v in ([p.version, p.previous] if p else []):
         if v and v != version and v not in wanted:
             wanted.append(v)
-    for v, _ in list_manifest_infos(store):
+    infos = list_manifest_infos(store)
+    sizes = {v: info.size for v, info in infos}
+    for v, _ in infos:
         if len(wanted) >= limit + 2:
             break
         if v != version and v not in wanted:
             wanted.append(v)
+    missing = {f.sha256: f.size for f in manifest.files}
     known = []
     for v in wanted:
+        if known and sum(missing.values()) <= sizes.get(v, 0):
+            continue
         try:
             m = find_manifest(store, v)
         except IntegrityError:
             continue  # a corrupt old manifest only means we cannot copy from it
         if m:
             known.append(m)
+            for f in m.files:
+                missing.pop(f.sha256, None)
     return known
 
 
@@ -374,7 +389,7 @@ def _plan(store: Store, settings: Settings, pointer: PointerState, manifest: Man
         prefix = version_prefix(manifest.version)
         stored = {info.key[len(prefix):]: info for info in store.list(prefix)}
         proven = _prove_stored(store, manifest, stored)
-        known = _known_manifests(store, pointer, manifest.version, settings.reuse_from)
+        known = _known_manifests(store, pointer, manifest, settings.reuse_from)
     else:
         manifest = committed  # keep the first publish's record of time, message and source
     plan = make_plan(manifest, pointer, committed=committed is not None, stored=stored, proven=proven,

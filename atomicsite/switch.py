@@ -39,6 +39,7 @@ from .errors import (
 from .layout import DEFAULT_CHANNEL, TREE, channel_key, check_channel
 from .manifest import Manifest, canonical_json, utcnow
 from .stores.base import Store
+from .summaries import read_summary
 from .targets import find_manifest, opened, read_manifest, resolve_version
 
 SWITCHERS_RECORD = "_atomicsite/switchers/{channel}.json"
@@ -115,8 +116,15 @@ def _quiet_manifest(store: Store, version: str | None) -> Manifest | None:
 
 
 def judge_order(store: Store, state: PointerState, manifest: Manifest) -> OrderVerdict:
-    """How ``manifest``'s commit relates to the commit the channel serves (atomicsite.commit_order)."""
-    live = commit_order.live_manifest(lambda v: find_manifest(store, v), state.version)
+    """How ``manifest``'s commit relates to the commit the channel serves (atomicsite.commit_order).
+
+    The live side needs only its ``source``: read from the version's summary (a few hundred bytes,
+    written from its manifest), or from the manifest itself where there is no readable summary."""
+    def live_source(version: str):
+        summary = read_summary(store, version)
+        return summary if summary is not None else find_manifest(store, version)
+
+    live = commit_order.live_manifest(live_source, state.version)
     return commit_order.judge(state.version, live, manifest, commit_order.git_ancestry())
 
 
