@@ -66,15 +66,17 @@ def _key() -> str:
 class LinkCache:
     """``LinkCache.for_build("dist")``: per page path, its sha256 and resolved same-site targets.
 
-    Stored as ``{"key": …, "targets": [target, …], "pages": {path: [sha256, i, …]}}``: each target
+    Stored as ``{"key": …, "targets": [target, …], "pages": {path: [sha256, i, …]}, "compact": n}``: each target
     (``assets/app.js``) once in a table, and per page the index of each of its references' targets,
     in document order, duplicates kept so counts stay exact; ``i`` for a resource, ``~i`` (that is
     ``-i - 1``) for a page link.
     """
 
-    def __init__(self, path: Path | None, pages: dict[str, list] | None = None, targets: list[str] | None = None):
+    def __init__(self, path: Path | None, pages: dict[str, list] | None = None, targets: list[str] | None = None,
+                 compact: int = 0):
         self.path = path
         self.targets: list[str] = targets or []
+        self._compact = compact  # the table's length when it was last compacted
         self._old = pages or {}
         self._new: dict[str, list] = {}
         self._index: dict[str, int] | None = None  # target -> index, built on the first put
@@ -116,7 +118,26 @@ class LinkCache:
         """Write what this run used, if it differs from what was read (best effort)."""
         if self.path is None or not (self._changed or len(self._new) != len(self._old)):
             return
-        # keep only the targets the pages of this run use, renumbered
+        # Renumbering 240,000 references costs more than the rest of the save: the table is only
+        # compacted once it has grown by half since it last was (new targets are appended; a
+        # removed page's are left behind), so it stays within 1.5x what the site uses.
+        pages, table, compact = self._new, self.targets, self._compact
+        if len(table) > compact * 3 // 2 + 1000:
+            pages, table = self._compacted()
+            compact = len(table)
+        tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(json.dumps({"key": _key(), "targets": table, "pages": pages, "compact": compact},
+                                       separators=(",", ":")).encode())
+            os.replace(tmp, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    def _compacted(self) -> tuple[dict[str, list], list[str]]:
+        """The rows of this run with only the targets they use, renumbered (the table stays within
+        twice what the site uses, so the cache stays the size of one site)."""
         used: dict[int, int] = {}
         pages = {}
         for page, row in self._new.items():
@@ -129,30 +150,23 @@ class LinkCache:
         table = [""] * len(used)
         for j, k in used.items():
             table[k] = self.targets[j]
-        tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(json.dumps({"key": _key(), "targets": table, "pages": pages},
-                                       separators=(",", ":")).encode())
-            os.replace(tmp, self.path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        return pages, table
 
 
-def _load(path: Path) -> tuple[dict[str, list], list[str]]:
+def _load(path: Path) -> tuple[dict[str, list], list[str], int]:
     try:
         raw = json.loads(path.read_bytes())
     except (OSError, ValueError):
-        return {}, []
+        return {}, [], 0
     if not isinstance(raw, dict) or raw.get("key") != _key():
-        return {}, []
-    pages, targets = raw.get("pages"), raw.get("targets")
-    if not isinstance(pages, dict) or not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
-        return {}, []
+        return {}, [], 0
+    pages, targets, compact = raw.get("pages"), raw.get("targets"), raw.get("compact")
+    if (not isinstance(pages, dict) or not isinstance(targets, list) or not all(isinstance(t, str) for t in targets)
+            or type(compact) is not int):
+        return {}, [], 0
     n = len(targets)
     # Shape-checked before use: a row of the wrong shape, or an index outside the table, is dropped
     # (that page is then read again) rather than trusted.
     return {p: row for p, row in pages.items()
             if isinstance(row, list) and row and isinstance(row[0], str)
-            and all(type(i) is int and -n <= i < n for i in row[1:])}, targets
+            and all(type(i) is int and -n <= i < n for i in row[1:])}, targets, min(compact, n)

@@ -96,9 +96,10 @@ def _walk(root: Path, ignore: tuple[str, ...],
     def inside(p: str) -> bool:
         return p == str(real_root) or p.startswith(str(real_root) + os.sep)
 
-    def visit(directory: str, rel_dir: str, ancestors: frozenset[str]) -> None:
+    def visit(directory: str, rel_dir: str, ancestors: frozenset[str], real: str) -> None:
         # A link to a sibling dir just publishes it twice; a link to an ancestor would never end.
-        real = os.path.realpath(directory)
+        # ``real``: the directory's real path (the caller knows it without asking the OS when the
+        # entry is not a link: its parent's real path and its name).
         if real in ancestors:
             raise BuildDirError(
                 f"{directory}: a symlink loop (it leads back to a directory above it).", hint="Remove the looping link."
@@ -121,6 +122,7 @@ def _walk(root: Path, ignore: tuple[str, ...],
                     on_ignored(rel + "/" if entry.is_dir() else rel)
                 continue
             path = entry.path
+            target = None
             if entry.is_symlink():
                 target = os.path.realpath(path)
                 if not inside(target):
@@ -142,12 +144,12 @@ def _walk(root: Path, ignore: tuple[str, ...],
                 is_dir = entry.is_dir(follow_symlinks=False)
                 is_file = not is_dir and entry.is_file(follow_symlinks=False)
             if is_dir:
-                visit(path, rel + "/", ancestors)
+                visit(path, rel + "/", ancestors, target or f"{real.rstrip(os.sep)}{os.sep}{entry.name}")
             elif is_file:
                 found.append((_check_key(rel, path), path))
             # sockets, fifos, devices: not content; skipped on purpose
 
-    visit(str(root), "", frozenset())
+    visit(str(root), "", frozenset(), str(real_root))
     return found
 
 

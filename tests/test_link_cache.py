@@ -124,3 +124,19 @@ def test_default_place_is_the_user_cache_dir(tmp_path, monkeypatch):
     assert link_cache.cache_dir() == tmp_path / "xdg" / "atomicsite"
     a, b = LinkCache.for_build(tmp_path / "one"), LinkCache.for_build(tmp_path / "two")
     assert a.path.parent == b.path.parent == tmp_path / "xdg" / "atomicsite" and a.path != b.path
+
+
+def test_the_target_table_is_compacted_once_it_has_grown_by_half(tmp_path, cache_dir):
+    cache = LinkCache.for_build(tmp_path)
+    for n in range(3000):  # pages come and go: 3000 targets, of which the last page uses 2
+        cache.put(f"p{n}.html", "a" * 64, [(True, f"t{n}"), (False, f"t{n}-page")])
+    cache._new = {"p2999.html": cache._new["p2999.html"]}
+    cache.save()
+    again = LinkCache.for_build(tmp_path)
+    assert again.targets == ["t2999", "t2999-page"]
+    row = again.get("p2999.html", "a" * 64)
+    assert [again.targets[i if i >= 0 else ~i] for i in row[1:]] == ["t2999", "t2999-page"] and row[2] < 0
+    # a little growth is written as it is (renumbering costs more than a few unused entries)
+    again.put("new.html", "b" * 64, [(True, "t-new")])
+    again.save()
+    assert LinkCache.for_build(tmp_path).targets == ["t2999", "t2999-page", "t-new"]

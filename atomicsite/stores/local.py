@@ -22,6 +22,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
@@ -95,11 +96,12 @@ class LocalStore:
     def _token(st: os.stat_result) -> str:
         return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
 
-    def _info(self, key: str, path: Path, st: os.stat_result, *, hash_it: bool) -> ObjectInfo:
+    def _info(self, key: str, path: Path | str, st: os.stat_result, *, hash_it: bool,
+              recorded: bool = True) -> ObjectInfo:
         sig = (st.st_ino, st.st_mtime_ns, st.st_size)
         with self._cache_lock:
             sha = self._hash_cache.get(sig)
-        if sha is None:
+        if sha is None and recorded:
             sha = _recorded_sha256(path, st)
         if sha is None and hash_it:
             sha = _sha256_file(path)
@@ -266,32 +268,42 @@ class LocalStore:
         return self._info(key, path, st, hash_it=True)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        # Walk only the directory the prefix names; filter the rest by string prefix.
+        # Walk only the directory the prefix names, and below it only directories the prefix allows.
         base_key = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         base = self.root.joinpath(*base_key.split("/")) if base_key else self.root
         if not base.is_dir():
             return iter(())
-        found: list[tuple[str, Path]] = []
-        for dirpath, dirnames, filenames in os.walk(base):
-            rel_dir = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
-            rel_dir = "" if rel_dir == "." else rel_dir + "/"
-            dirnames[:] = [d for d in dirnames if not (rel_dir == "" and d == CURRENT_LINK)]
-            for name in filenames:
-                key = rel_dir + name
-                if name.startswith(TMP_MARK) or key == _LOCK_KEY or not key.startswith(prefix):
-                    continue
-                found.append((key, Path(dirpath, name)))
+        found: list[tuple[str, str]] = []
+
+        def walk(directory: str, rel_dir: str) -> None:
+            try:
+                entries = os.scandir(directory)
+            except OSError:
+                return  # gone or unreadable meanwhile: as os.walk, list what can be listed
+            with entries:
+                for entry in entries:
+                    name = entry.name
+                    key = rel_dir + name
+                    if entry.is_dir(follow_symlinks=False):
+                        if (rel_dir or name != CURRENT_LINK) and (key + "/").startswith(prefix):
+                            walk(entry.path, key + "/")
+                    elif not (name.startswith(TMP_MARK) or key == _LOCK_KEY or not key.startswith(prefix)):
+                        found.append((key, entry.path))
+
+        walk(str(base), f"{base_key}/" if base_key else "")
         found.sort()
 
         def infos() -> Iterator[ObjectInfo]:
             for key, path in found:
                 try:
-                    st = path.lstat()
+                    st = os.lstat(path)
                 except FileNotFoundError:
                     continue
-                if path.is_symlink():
+                if stat.S_ISLNK(st.st_mode):
                     continue
-                yield self._info(key, path, st, hash_it=False)
+                # A pool object's name is its hash: no need to read the hash kept on its inode
+                # (the objects plan proves it by name and size; 'verify' re-hashes).
+                yield self._info(key, path, st, hash_it=False, recorded=not key.startswith(POOL))
 
         return infos()
 
