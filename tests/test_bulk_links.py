@@ -122,3 +122,24 @@ def test_bad_keys_are_refused_before_any_link(local_rig):
         list(local_rig.store.link_many([("v/a/../../etc/passwd", "v/b/x")]))
     with pytest.raises(UsageError):
         list(local_rig.store.link_many([("v/a/x", "v//x")]))
+
+
+def test_a_failing_link_stops_the_bulk_call_with_a_one_line_error(local_rig):
+    from atomicsite.errors import AtomicsiteError
+
+    store = local_rig.store
+    for i in range(50):
+        store.put(f"v/old/f{i}", f"content {i}".encode())
+    store.put("v/new/blocker", b"a file where a directory must go")
+    pairs = [(f"v/old/f{i}", f"v/new/f{i}") for i in range(20)] + [("v/old/f20", "v/new/blocker/f20")] + \
+            [(f"v/old/f{i}", f"v/new/f{i}") for i in range(21, 50)]
+    with pytest.raises(AtomicsiteError) as failed:
+        for _ in store.link_many(pairs):
+            pass
+    assert "blocker" in str(failed.value) and "\n" not in str(failed.value)
+    import threading
+
+    assert not [t for t in threading.enumerate() if t.name == "atomicsite-link"], "every worker has stopped"
+    # and the call that succeeds returns one proven receipt per link
+    got = dict(store.link_many([(f"v/old/f{i}", f"v/again/f{i}") for i in range(50)]))
+    assert len(got) == 50 and all(info.sha256 and info.size for info in got.values())
