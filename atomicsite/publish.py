@@ -22,6 +22,7 @@ from .links import LinkReport, gate
 from .manifest import Manifest
 from .plan import COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_objects_plan, make_plan
 from .routing.build import scan_site
+from .scan import Sources
 from .routing.s3_website import write_website_redirects
 from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
 from .commit_order import OrderVerdict
@@ -247,7 +248,7 @@ def publish(
         ignored: list[str] = []
         files, rules = scan_site(build_dir, settings, on_file=events.on_scan,  # rule errors stop it here
                                  on_ignored=ignored.append)
-        sources = {f.entry.path: f.source for f in files}
+        sources = Sources(files)
         events.on_stage("links")  # before the store is touched: a refused build uploads nothing
         links = gate(files, settings.links, dry_run=dry_run, rules=rules, cache=LinkCache.for_build(build_dir))
         manifest = Manifest.build((f.entry for f in files), source=source if source is not None else detect_source(),
