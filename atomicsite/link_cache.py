@@ -165,8 +165,7 @@ def _load(path: Path) -> tuple[dict[str, list], list[str], int]:
             or type(compact) is not int):
         return {}, [], 0
     n = len(targets)
-    # Shape-checked before use: a row of the wrong shape, or an index outside the table, is dropped
-    # (that page is then read again) rather than trusted.
-    return {p: row for p, row in pages.items()
-            if isinstance(row, list) and row and isinstance(row[0], str)
-            and all(type(i) is int and -n <= i < n for i in row[1:])}, targets, min(compact, n)
+    # A row must be a list starting with the page's sha256; its indexes are checked where they are
+    # used (links._check_cached), where one outside the table makes that page be read again.
+    return {p: row for p, row in pages.items() if type(row) is list and row and type(row[0]) is str}, \
+        targets, min(compact, n)

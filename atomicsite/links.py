@@ -378,21 +378,26 @@ def _check_cached(row: list, table: list[str], ok: dict[int, bool], levels: dict
     or None when one of its targets is not found."""
     resources, pages = levels[RESOURCE] != "off", levels[PAGE] != "off"
     counted = 0
-    for n in range(1, len(row)):
-        i = row[n]
-        if i >= 0:
-            if not resources:
-                continue
-        else:
-            if not pages:
-                continue
-            i = ~i
-        counted += 1
-        hit = ok.get(i)
-        if hit is None:
-            hit = ok[i] = found(table[i])
-        if not hit:
-            return None
+    try:
+        for n in range(1, len(row)):
+            i = row[n]
+            if i >= 0:
+                if not resources:
+                    continue
+            else:
+                if not pages:
+                    continue
+                i = ~i
+            counted += 1
+            hit = ok.get(i)
+            if hit is None:
+                if type(i) is not int or i >= len(table):
+                    return None  # not an index this code writes: read the page again
+                hit = ok[i] = found(table[i])
+            if not hit:
+                return None
+    except TypeError:  # a row holding something other than numbers
+        return None
     return counted
 
 
