@@ -113,12 +113,15 @@ def make_plan(
     ``stored`` is what is already under ``v/<version>/`` (by path) and ``proven`` whether each of those
     objects was shown to hold the right bytes. ``known`` are complete older versions to copy from.
     """
-    by_sha: dict[str, tuple[str, str]] = {}
+    # sha256 -> (old manifest, its file): the first that has the content wins; its key is made only
+    # when a file of this build uses it
+    by_sha: dict[str, tuple[Manifest, FileEntry]] = {}
     for old in known:
         if old.version == manifest.version:
             continue
         for f in old.files:
-            by_sha.setdefault(f.sha256, (old.version, content_key(old.version, old.layout, f.path, f.sha256, link_trees=link_trees)))
+            by_sha.setdefault(f.sha256, (old, f))
+    same_in = {old.version: "same content in version " + old.version for old in known}
     actions = []
     for entry in manifest.files:
         key = object_key(manifest.version, entry.path)
@@ -131,11 +134,13 @@ def make_plan(
             continue
         source = by_sha.get(entry.sha256)
         if source:
-            why = "same content in version " + source[0] + ("" if source[1].endswith("/" + entry.path) else
-                                                             f" ({source[1]})")
+            old, f = source
+            source_key = content_key(old.version, old.layout, f.path, f.sha256, link_trees=link_trees)
+            why = same_in[old.version] if source_key.endswith("/" + entry.path) else \
+                f"{same_in[old.version]} ({source_key})"
             if info is not None:
                 why = "stored copy differs; " + why
-            actions.append(FileAction(COPY, entry, key, why, source[1]))
+            actions.append(FileAction(COPY, entry, key, why, source_key))
             continue
         why = "stored object differs" if info is not None else "new content"
         actions.append(FileAction(UPLOAD, entry, key, why))
