@@ -29,8 +29,7 @@ from .commit_order import OrderVerdict
 from .summaries import read_summary, resync_summary, write_summary
 from .switch import SwitchOutcome, judge_order, reconcile_live_link, switch_channel
 from .targets import detect_source, find_manifest, list_manifest_infos, opened
-from .bulk_links import can_link, transfer
-from .deferred_md5 import DeferredMd5
+from .bulk_links import transfer
 from .transfer import run_one
 
 
@@ -247,14 +246,8 @@ def publish(
         expiry = _expiry(channel, expires)
         events.on_stage("scan")
         ignored: list[str] = []
-        # On the local store, which never proves bytes by MD5, the manifest's MD5s are computed off
-        # the critical path (atomicsite.deferred_md5) and filled in before the commit.
-        md5s = None
-        defer_md5 = can_link(store)
         files, rules = scan_site(build_dir, settings, on_file=events.on_scan,  # rule errors stop it here
-                                 on_ignored=ignored.append, md5=not defer_md5)
-        if defer_md5:
-            md5s = DeferredMd5(files)
+                                 on_ignored=ignored.append)
         sources = Sources(files)
         events.on_stage("links")  # before the store is touched: a refused build uploads nothing
         links = gate(files, settings.links, dry_run=dry_run, rules=rules, cache=LinkCache.for_build(build_dir))
@@ -264,16 +257,9 @@ def publish(
         events.on_stage("plan")
         pointer = read_pointer(store, channel)
         manifest = replace(manifest, layout=layout or settings.layout or _default_layout(store, pointer, settings))
-        if md5s is not None and manifest.layout == OBJECTS:
-            md5s.start()  # no manifest is read that could tell them: hash while the plan and links run
         if dry_run or pointer.version == manifest.version:
             # A dry run only reads; a build the channel already serves is protected by the pointer itself.
             planned = _plan(store, settings, pointer, manifest, promote)
-            if md5s is not None:
-                if planned.plan.committed:
-                    md5s.stop()
-                else:
-                    planned = _with_md5s(planned, md5s)
             if dry_run or planned.plan.committed:
                 events.on_plan(planned.plan)
                 kept = pointer
@@ -294,8 +280,6 @@ def publish(
         with VersionClaim(store, manifest.version, "publish", wait=settings.prune.wait_seconds,
                           uses_pool=manifest.layout == OBJECTS) as claim:
             planned = _plan(store, settings, pointer, manifest, promote)
-            if md5s is not None:
-                md5s.learn(planned.known).start()
             plan = planned.plan
             events.on_plan(plan)
             result = PublishResult(plan, store.url, links=links, ignored=tuple(ignored))
@@ -307,8 +291,6 @@ def publish(
                 events.on_stage("verify")
                 _verify(store, plan.actions, plan.version, planned.proven, receipts, sources)
                 _verify(store, plan.links, plan.version, {}, link_receipts, sources)
-                if md5s is not None:
-                    plan = result.plan = replace(plan, manifest=md5s.fill(plan.manifest))
                 if settings.website_redirects and plan.manifest.rules.redirects:
                     result.website = write_website_redirects(store, plan.manifest).to_dict()  # before the commit
                 events.on_stage("commit")
@@ -349,13 +331,6 @@ class _Planned:
     plan: Plan
     proven: dict[str, bool]
     corrupt_token: str | None
-    known: tuple[Manifest, ...] = ()  # the committed manifests read to find copy sources
-
-
-def _with_md5s(planned: _Planned, md5s: DeferredMd5) -> _Planned:
-    """A dry run's plan with the manifest's MD5s filled in (atomicsite.deferred_md5)."""
-    manifest = md5s.learn(planned.known).fill(planned.plan.manifest)
-    return replace(planned, plan=replace(planned.plan, manifest=manifest))
 
 
 def _default_layout(store: Store, pointer: PointerState, settings: Settings) -> str:
@@ -420,7 +395,7 @@ def _plan(store: Store, settings: Settings, pointer: PointerState, manifest: Man
         manifest = committed  # keep the first publish's record of time, message and source
     plan = make_plan(manifest, pointer, committed=committed is not None, stored=stored, proven=proven,
                      known=known, promote=promote, link_trees=has_link_trees(store))
-    return _Planned(plan, proven, corrupt_token, tuple(known))
+    return _Planned(plan, proven, corrupt_token)
 
 
 __all__ = ["publish", "PublishResult", "PublishEvents"]

@@ -38,12 +38,11 @@ class ScannedFile:
     again, and making 50,000 Paths up front cost ~0.2 s of CPU for nothing.
     """
 
-    __slots__ = ("entry", "_source", "stamp")
+    __slots__ = ("entry", "_source")
 
-    def __init__(self, entry: FileEntry, source: Path | str, stamp: tuple[int, int] | None = None):
+    def __init__(self, entry: FileEntry, source: Path | str):
         self.entry = entry
         self._source = source
-        self.stamp = stamp  # (size, mtime_ns) when hashed: a later read can tell the file changed
 
     @property
     def source(self) -> Path:
@@ -53,7 +52,7 @@ class ScannedFile:
 
     def with_entry(self, entry: FileEntry) -> ScannedFile:
         """The same file on disk with another entry (headers set by ``_headers`` rules)."""
-        return ScannedFile(entry, self._source, self.stamp)
+        return ScannedFile(entry, self._source)
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, ScannedFile):
@@ -203,8 +202,7 @@ def _entry_name(entry: os.DirEntry) -> str:
     return entry.name
 
 
-def _hash(path: str, *, md5: bool = True, digests=(hashlib.sha256, hashlib.md5)) -> tuple[str, str, int, int]:
-    """(sha256, MD5 or "" when not ``md5``, size, mtime_ns) of the file at ``path``."""
+def _hash(path: str) -> tuple[str, str, int]:
     try:
         fd = os.open(path, _READ_FLAGS)
     except PermissionError:
@@ -212,8 +210,7 @@ def _hash(path: str, *, md5: bool = True, digests=(hashlib.sha256, hashlib.md5))
     except OSError as exc:
         raise BuildDirError(f"{path}: cannot read it ({exc.strerror}).") from None
     try:
-        st = os.fstat(fd)
-        size, mtime = st.st_size, st.st_mtime_ns
+        size = os.fstat(fd).st_size
         if size <= _WHOLE:
             # Most site files: one read (asking one byte more than the size tells EOF without a
             # second call), then each digest over the whole bytes; hashlib lets go of the GIL for
@@ -221,43 +218,17 @@ def _hash(path: str, *, md5: bool = True, digests=(hashlib.sha256, hashlib.md5))
             data = os.read(fd, size + 1)
             if len(data) != size:  # it changed size meanwhile, or a short read: read on to the end
                 data += _read_rest(fd)
-            return (digests[0](data).hexdigest(), digests[1](data).hexdigest() if md5 else "", len(data), mtime)
-        hashes = [d() for d in (digests if md5 else digests[:1])]
-        size = 0
+            return hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), len(data)
+        sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
         while chunk := os.read(fd, _CHUNK):
-            for h in hashes:
-                h.update(chunk)
+            sha.update(chunk)
+            md5.update(chunk)
             size += len(chunk)
-        return hashes[0].hexdigest(), hashes[1].hexdigest() if md5 else "", size, mtime
+        return sha.hexdigest(), md5.hexdigest(), size
     except OSError as exc:
         raise BuildDirError(f"{path}: cannot read it ({exc.strerror}).") from None
     finally:
         os.close(fd)
-
-
-def md5_of(file: ScannedFile) -> str:
-    """The MD5 of a file scanned without it (``scan(md5=False)``), read again now; BuildDirError
-    when it is not the file that was scanned any more (its size or mtime changed since)."""
-    path = str(file._source)
-    digest = hashlib.md5()
-    try:
-        fd = os.open(path, _READ_FLAGS)
-        try:
-            st = os.fstat(fd)
-            size = 0
-            if file.stamp is None or (st.st_size, st.st_mtime_ns) == file.stamp:
-                while chunk := os.read(fd, _CHUNK if st.st_size > _WHOLE else st.st_size + 1):
-                    digest.update(chunk)
-                    size += len(chunk)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise BuildDirError(f"{path}: cannot read it any more ({exc.strerror}).",
-                            hint="Did the build dir change during publish? Re-run when the build is done.") from None
-    if size != file.entry.size or (file.stamp is not None and (st.st_size, st.st_mtime_ns) != file.stamp):
-        raise BuildDirError(f"{path}: it changed during publish.",
-                            hint="Did the build dir change during publish? Re-run when the build is done.")
-    return digest.hexdigest()
 
 
 def _read_rest(fd: int) -> bytes:
@@ -275,12 +246,9 @@ def scan(
     workers: int = 8,
     on_file: Callable[[int], None] | None = None,
     on_ignored: Callable[[str], None] | None = None,
-    md5: bool = True,
 ) -> list[ScannedFile]:
     """Scan ``build_dir``; ``scan("dist")[0].entry.sha256``. ``on_file(size)`` is called per hashed file,
-    ``on_ignored(path)`` per ignored file or directory (``.git/``, whose contents are not listed).
-    ``md5=False`` leaves every entry's ``md5`` empty, for :class:`atomicsite.deferred_md5.DeferredMd5`
-    to fill in later (each file keeps the size and mtime it was hashed at, to tell it changed)."""
+    ``on_ignored(path)`` per ignored file or directory (``.git/``, whose contents are not listed)."""
     root = Path(build_dir)
     if not root.exists():
         raise BuildDirError(f"build dir {root} does not exist.", hint="Build the site first, or pass the right directory.")
@@ -300,11 +268,11 @@ def scan(
 
     def one(item: tuple[str, str]) -> ScannedFile:
         key, path = item
-        sha, md5_hex, size, mtime = _hash(path, md5=md5)
+        sha, md5, size = _hash(path)
         if on_file:
             on_file(size)
         h = headers_for(key, rules)
-        return ScannedFile(FileEntry(key, sha, size, md5_hex, h.content_type, h.cache_control), path, (size, mtime))
+        return ScannedFile(FileEntry(key, sha, size, md5, h.content_type, h.cache_control), path)
 
     # Batches: per-file futures cost more than hashing a small file; hashlib releases the GIL on
     # large buffers, so big files in different batches still hash in parallel.
