@@ -44,6 +44,7 @@ TMP_MARK = ".atomicsite-tmp-"
 LIVE_POINTER_KEY = "_atomicsite/channels/live.json"
 CURRENT_LINK = "current"
 _LOCK_KEY = "_atomicsite/.lock"
+_MANIFESTS = "_atomicsite/manifests/"
 _CHUNK = 1 << 20
 
 
@@ -159,7 +160,7 @@ class LocalStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self._tmp_beside(path)
             try:
-                if key.startswith("_atomicsite/manifests/"):
+                if key.startswith(_MANIFESTS):
                     # The manifest says "every object is there": flush the objects written before it,
                     # so a power cut cannot leave a committed version with empty files.
                     os.sync()
@@ -173,6 +174,10 @@ class LocalStore:
                             self._point_current(source)
                 else:
                     self._land(key, tmp, path, mode)
+                    if key.startswith(_MANIFESTS):
+                        # the commit point: its name must survive a power cut before the pointer
+                        # that relies on it is written (another directory, fsynced on its own)
+                        _fsync_dir(path.parent)
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
