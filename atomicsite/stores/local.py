@@ -49,7 +49,10 @@ _CHUNK = 1 << 20
 
 
 _SHA_XATTR = "user.atomicsite.sha256"
-LINK_WORKERS = 4  # threads of link_many: its system calls let go of the GIL (4 beat 1 and 2 on 2 cores)
+# Threads of link_many: its system calls let go of the GIL, so a second thread helps when the machine
+# is busy (one thread got half the wall of four on a loaded 2-core machine), but each more thread
+# costs GIL hand-offs (on a quiet one, 1 and 2 threads tie and 4 are slower): one per core, up to 4.
+LINK_WORKERS = min(4, os.cpu_count() or 1)
 
 
 def _record_sha256(path: Path, sha: str, sig: tuple[int, int, int]) -> None:
