@@ -34,10 +34,13 @@ def pool_key(sha256: str) -> str:
     return f"{POOL}{sha256}"
 
 
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
 def sha_of_pool_key(key: str) -> str | None:
     if key.startswith(POOL):
         sha = key[len(POOL):]
-        return sha if len(sha) == 64 and all(c in "0123456789abcdef" for c in sha) else None
+        return sha if _SHA256_HEX.fullmatch(sha) else None  # one regex, not a generator per character
     return None
 
 

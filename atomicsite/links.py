@@ -31,6 +31,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from .errors import EXIT_BROKEN_REFERENCES, AtomicsiteError, BuildDirError, ConfigError
+from .link_cache import LinkCache
 
 LEVELS = ("error", "warn", "off")
 RESOURCE = "resource"
@@ -300,12 +301,15 @@ def _is_css(content_type: str) -> bool:
     return content_type.lower().startswith("text/css")
 
 
-def check_links(files: Iterable, settings: LinkSettings | None = None, rules=None) -> LinkReport:
+def check_links(files: Iterable, settings: LinkSettings | None = None, rules=None,
+                cache: LinkCache | None = None) -> LinkReport:
     """Check every HTML page and stylesheet of a scanned build (``scan()``'s ScannedFiles).
 
     A reference resolves when the router would answer it: a file, a directory it redirects to
     (``/docs`` → ``/docs/``), or a redirect or rewrite among the version's ``rules``
     (atomicsite.routing). Never raises for findings: :func:`gate` decides whether they refuse the publish.
+    With a ``cache`` (atomicsite.link_cache), a page whose path and sha256 it holds is not read again:
+    only its resolved targets are checked against this build.
     """
     # Imported here: atomicsite.serve's package imports config, which imports this module.
     from .routing.route import NOT_FOUND, route
@@ -323,42 +327,103 @@ def check_links(files: Iterable, settings: LinkSettings | None = None, rules=Non
     levels = {RESOURCE: settings.resources, PAGE: settings.pages}
     findings: dict[tuple[str, str, str], Finding] = {}
     documents = references = 0
-    # (directory, ref) → None (not checked) or (target, fine): nav bars and shared assets repeat the
+    # (directory, ref) → its target or None (not checked): nav bars and shared assets repeat the
     # same references on every page of a real site
-    resolved: dict[tuple[str, str], tuple[str, bool] | None] = {}
+    resolved: dict[tuple[str, str], str | None] = {}
+    checked: dict[str, bool] = {}  # target → the router answers it (or it is ignored)
+    cached_ok: dict[int, bool] = {}  # the same, by index in the cache's target table
+
+    def found(target: str) -> bool:
+        ok = checked.get(target)
+        if ok is None:
+            # a file at the path is always answered (by itself, or by a forced rule): no need to route
+            ok = checked[target] = (target in by_path or route(by_path, rules, target).kind != NOT_FOUND
+                                    or ignored(target))
+        return ok
 
     for f in files:
         entry = f.entry
         if is_html(entry):
-            base, refs = html_references(_read(f.source))
-            base_url = _document_base(entry.path, base)  # <style> and style="" urls use it too
+            page = True
         elif _is_css(entry.content_type):
-            refs = [(RESOURCE, r) for r in css_references(_read(f.source).decode("utf-8", "replace"))]
-            base_url = "/" + quote(entry.path)  # a stylesheet's urls are relative to the stylesheet
+            page = False
         else:
             continue
         documents += 1
-        if base_url is None:
-            continue
-        directory = base_url[: base_url.rfind("/") + 1]
-        for kind, ref in refs:
+        cached = cache.get(entry.path, entry.sha256) if cache is not None else None
+        if cached is not None:
+            counted = _check_cached(cached, cache.targets, cached_ok, levels, found)
+            if counted is not None:
+                references += counted
+                continue
+            # a target is missing: read the page again, below, so each finding names the reference
+            # as written
+        refs = _document_targets(f.source, entry.path, page, resolved)
+        if cache is not None:
+            cache.put(entry.path, entry.sha256, [(kind == RESOURCE, t) for kind, _, t in refs])
+        for kind, ref, target in refs:
             level = levels[kind]
             if level == "off":
                 continue
-            key = ("", ref) if ref[:1] == "/" else (directory, ref)
-            if key in resolved:
-                hit = resolved[key]
-            else:
-                target = resolve_reference(ref, base_url)
-                hit = resolved[key] = None if target is None else (
-                    target, route(by_path, rules, target).kind != NOT_FOUND or ignored(target))
-            if hit is None:
-                continue
             references += 1
-            if not hit[1]:
-                findings.setdefault((entry.path, ref, kind), Finding(entry.path, ref, hit[0], kind, level))
+            if not found(target):
+                findings.setdefault((entry.path, ref, kind), Finding(entry.path, ref, target, kind, level))
     ordered = tuple(sorted(findings.values(), key=lambda f: (f.level != "error", f.page, f.ref)))
     return LinkReport(ordered, documents, references, settings)
+
+
+def _check_cached(row: list, table: list[str], ok: dict[int, bool], levels: dict[str, str],
+                  found) -> int | None:
+    """The references counted for a page's cached row (``[sha256, i, …]``, atomicsite.link_cache),
+    or None when one of its targets is not found."""
+    resources, pages = levels[RESOURCE] != "off", levels[PAGE] != "off"
+    counted = 0
+    try:
+        for n in range(1, len(row)):
+            i = row[n]
+            if i >= 0:
+                if not resources:
+                    continue
+            else:
+                if not pages:
+                    continue
+                i = ~i
+            counted += 1
+            hit = ok.get(i)
+            if hit is None:
+                if type(i) is not int or i >= len(table):
+                    return None  # not an index this code writes: read the page again
+                hit = ok[i] = found(table[i])
+            if not hit:
+                return None
+    except TypeError:  # a row holding something other than numbers
+        return None
+    return counted
+
+
+def _document_targets(source: Path, path: str, page: bool,
+                      resolved: dict[tuple[str, str], str | None]) -> list[tuple[str, str, str]]:
+    """(kind, reference as written, site path it resolves to) of every same-site reference of one
+    HTML page (``page``) or stylesheet, in document order, whatever the levels (so they can be cached)."""
+    if page:
+        base, refs = html_references(_read(source))
+        base_url = _document_base(path, base)  # <style> and style="" urls use it too
+    else:
+        refs = [(RESOURCE, r) for r in css_references(_read(source).decode("utf-8", "replace"))]
+        base_url = "/" + quote(path)  # a stylesheet's urls are relative to the stylesheet
+    if base_url is None:
+        return []
+    directory = base_url[: base_url.rfind("/") + 1]
+    out = []
+    for kind, ref in refs:
+        key = ("", ref) if ref[:1] == "/" else (directory, ref)
+        if key in resolved:
+            target = resolved[key]
+        else:
+            target = resolved[key] = resolve_reference(ref, base_url)
+        if target is not None:
+            out.append((kind, ref, target))
+    return out
 
 
 def _read(path: Path) -> bytes:
@@ -370,10 +435,14 @@ def _read(path: Path) -> bytes:
                             hint="Did the build dir change during publish? Run it again.") from None
 
 
-def gate(files: Iterable, settings: LinkSettings | None = None, *, dry_run: bool = False, rules=None) -> LinkReport:
+def gate(files: Iterable, settings: LinkSettings | None = None, *, dry_run: bool = False, rules=None,
+         cache: LinkCache | None = None) -> LinkReport:
     """:func:`check_links`, raising :class:`BrokenReferences` when a finding is at level ``error``
-    (unless ``dry_run``, which returns the report for the plan to show)."""
-    report = check_links(files, settings, rules)
+    (unless ``dry_run``, which returns the report for the plan to show). ``cache``: see check_links;
+    saved here, findings or not (what it holds is per page, true whatever the verdict)."""
+    report = check_links(files, settings, rules, cache)
+    if cache is not None:
+        cache.save()
     if report.refused and not dry_run:
         raise BrokenReferences(report)
     return report

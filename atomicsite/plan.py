@@ -124,14 +124,16 @@ def make_plan(
     """
     # A copy source must have the same encoding and stored extra headers: a GCS rewrite keeps the
     # source's value of a field the destination leaves unset, so they must already agree.
-    by_sha: dict[tuple, tuple[str, str]] = {}
+    # (sha256, encoding, extras) -> (old manifest, its stored entry): the first that has it wins; its
+    # key is made only when a file of this build uses it
+    by_sha: dict[tuple, tuple[Manifest, FileEntry]] = {}
     for old in known:
         if old.version == manifest.version:
             continue
         extras = old.stored_extra
         for f, enc in old.stored:
-            by_sha.setdefault((f.sha256, enc, extras.get(f.path, ())),
-                              (old.version, content_key(old.version, old.layout, f.path, f.sha256, link_trees=link_trees)))
+            by_sha.setdefault((f.sha256, enc, extras.get(f.path, ())), (old, f))
+    same_in = {old.version: "same content in version " + old.version for old in known}
     actions = []
     extras = manifest.stored_extra
     for entry, enc in manifest.stored:
@@ -146,11 +148,13 @@ def make_plan(
             continue
         source = by_sha.get((entry.sha256, enc, extra))
         if source:
-            why = "same content in version " + source[0] + ("" if source[1].endswith("/" + entry.path) else
-                                                             f" ({source[1]})")
+            old, f = source
+            source_key = content_key(old.version, old.layout, f.path, f.sha256, link_trees=link_trees)
+            why = same_in[old.version] if source_key.endswith("/" + entry.path) else \
+                f"{same_in[old.version]} ({source_key})"
             if info is not None:
                 why = "stored copy differs; " + why
-            actions.append(FileAction(COPY, entry, key, why, source[1], encoding=enc, extra=extra))
+            actions.append(FileAction(COPY, entry, key, why, source_key, encoding=enc, extra=extra))
             continue
         why = "stored object differs" if info is not None else "new content"
         actions.append(FileAction(UPLOAD, entry, key, why, encoding=enc, extra=extra))

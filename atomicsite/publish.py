@@ -19,10 +19,12 @@ from .claims import VersionClaim
 from .config import Settings
 from .errors import IntegrityError, ObjectNotFound, PreconditionFailed, UsageError
 from .layout import DEFAULT_CHANNEL, OBJECTS, POOL, TREE, check_channel, has_link_trees, manifest_key, pool_key, sha_of_pool_key, version_prefix
+from .link_cache import LinkCache
 from .links import LinkReport, gate
 from .manifest import Manifest
 from .plan import COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_objects_plan, make_plan
 from .routing.build import scan_site
+from .scan import Sources
 from .routing.s3_website import write_website_redirects
 from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
 from .commit_order import OrderVerdict
@@ -30,7 +32,8 @@ from .compress import VariantFiles, add_variants, known_variants
 from .summaries import read_summary, resync_summary, write_summary
 from .switch import SwitchOutcome, judge_order, reconcile_live_link, switch_channel
 from .targets import ManifestMemo, detect_source, find_manifest, list_manifest_infos, opened
-from .transfer import run_one, run_transfers
+from .bulk_links import transfer
+from .transfer import run_one
 
 
 @dataclass
@@ -107,8 +110,16 @@ def _prove_stored(store: Store, manifest: Manifest, stored: dict[str, ObjectInfo
 
 
 def _known_manifests(store: Store, read: Callable[[str], Manifest | None], plan_pointer, version: str,
-                     limit: int) -> list[Manifest]:
-    """Complete older versions to copy unchanged files from: the channel's current and previous, and the newest."""
+                     limit: int, contents: dict[str, int] | None = None) -> list[Manifest]:
+    """Complete older versions to copy unchanged files from: the channel's current version, then its
+    previous and the newest few; with ``contents`` (sha256 -> size of what the build stores), each
+    read only while the bytes still to upload outweigh it.
+
+    A manifest is read whole and validated (a 50,000-file one is 3.8 MB and ~0.3 s of CPU): reading
+    one to avoid uploading fewer bytes than it holds costs more than it saves. So after the current
+    version, which holds most of a typical build, an older manifest is read only while the contents
+    found in none of those read so far add up to more than its stored size (a revert of a large
+    change still finds its files in the previous version)."""
     if limit <= 0:
         return []
     wanted: list[str] = []
@@ -116,19 +127,26 @@ def _known_manifests(store: Store, read: Callable[[str], Manifest | None], plan_
     for v in ([p.version, p.previous] if p else []):
         if v and v != version and v not in wanted:
             wanted.append(v)
-    for v, _ in list_manifest_infos(store):
+    infos = list_manifest_infos(store)
+    sizes = {v: info.size for v, info in infos}
+    for v, _ in infos:
         if len(wanted) >= limit + 2:
             break
         if v != version and v not in wanted:
             wanted.append(v)
+    missing = dict(contents) if contents is not None else None
     known = []
     for v in wanted:
+        if known and missing is not None and sum(missing.values()) <= sizes.get(v, 0):
+            continue
         try:
             m = read(v)
         except IntegrityError:
             continue  # a corrupt old manifest only means we cannot copy from it
         if m:
             known.append(m)
+            for f, _ in m.stored if missing is not None else ():
+                missing.pop(f.sha256, None)
     return known
 
 
@@ -238,7 +256,7 @@ def publish(
         files, rules = scan_site(build_dir, settings, on_file=events.on_scan,  # rule errors stop it here
                                  on_ignored=ignored.append)
         events.on_stage("links")  # before the store is touched: a refused build uploads nothing
-        links = gate(files, settings.links, dry_run=dry_run, rules=rules)
+        links = gate(files, settings.links, dry_run=dry_run, rules=rules, cache=LinkCache.for_build(build_dir))
 
         events.on_stage("plan")
         memo = ManifestMemo(store)  # the served version's manifest is read once, however many steps need it
@@ -249,7 +267,7 @@ def publish(
             # have variants of is not compressed again: their records are reused, their objects copied
             known = known_variants(_known_manifests(store, memo.find, pointer, "", settings.reuse_from))
             files = add_variants(files, settings.compress, variants, known=known)
-        sources = {f.entry.path: f.source for f in files} | variants.sources
+        sources = Sources(files, extra=variants.sources)
         manifest = Manifest.build((f.entry for f in files), source=source if source is not None else detect_source(),
                                   message=message, rules=rules)
         manifest = replace(manifest, layout=layout or settings.layout or _default_layout(store, pointer, settings, memo.find))
@@ -265,7 +283,7 @@ def publish(
                         kept = write_pointer(store, pointer, with_expiry(pointer.pointer, expiry))
                 order = None
                 if dry_run and planned.plan.switch == SWITCH:
-                    order = judge_order(store, pointer, planned.plan.manifest, memo.find)
+                    order = judge_order(store, pointer, planned.plan.manifest, memo.cached)
                     if order.older and allow_older:
                         order = replace(order, allowed_by_flag=True)
                 return _previewed(PublishResult(planned.plan, store.url, dry_run=dry_run,
@@ -281,9 +299,9 @@ def publish(
             result = PublishResult(plan, store.url, links=links, ignored=tuple(ignored))
             if not plan.committed:
                 events.on_stage("transfer")
-                receipts = run_transfers(store, plan.actions, sources, workers=settings.concurrency,
-                                         on_done=events.on_file)
-                link_receipts = run_transfers(store, plan.links, sources, workers=settings.concurrency)
+                receipts = transfer(store, plan.actions, sources, workers=settings.concurrency,
+                                    on_done=events.on_file)
+                link_receipts = transfer(store, plan.links, sources, workers=settings.concurrency)
                 events.on_stage("verify")
                 _verify(store, plan.actions, plan.version, planned.proven, receipts, sources)
                 _verify(store, plan.links, plan.version, {}, link_receipts, sources)
@@ -297,7 +315,7 @@ def publish(
                 claim.ensure_held()
                 result.outcome = switch_channel(store, settings, pointer, plan.manifest, action="publish",
                                                 message=message, guard=True, allow_older=allow_older,
-                                                expires=expiry, read_manifest=memo.find)
+                                                expires=expiry, known_manifest=memo.cached)
         result.seconds = time.monotonic() - started
         result.retries = getattr(store, "retries", 0)
         return _previewed(result, settings, channel, pointer)
@@ -428,7 +446,8 @@ def _plan(store: Store, settings: Settings, pointer: PointerState, manifest: Man
         prefix = version_prefix(manifest.version)
         stored = {info.key[len(prefix):]: info for info in store.list(prefix)}
         proven = _prove_stored(store, manifest, stored)
-        known = _known_manifests(store, memo.find, pointer, manifest.version, settings.reuse_from)
+        known = _known_manifests(store, memo.find, pointer, manifest.version, settings.reuse_from,
+                                 contents={f.sha256: f.size for f, _ in manifest.stored})
     else:
         manifest = committed  # keep the first publish's record of time, message and source
     plan = make_plan(manifest, pointer, committed=committed is not None, stored=stored, proven=proven,

@@ -53,7 +53,7 @@ class Summary:
 
     @classmethod
     def of(cls, manifest: Manifest) -> Summary:
-        d = manifest.to_dict()
+        d = manifest.head_dict()  # not to_dict: a summary never needs the file table
         extra = {k: v for k, v in d.items() if k not in _NOT_SUMMARISED and k not in _FIELDS}
         return cls(manifest.version, manifest.created, len(manifest.files), manifest.total_bytes,
                    dict(manifest.source), manifest.message, extra)

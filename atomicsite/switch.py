@@ -40,6 +40,7 @@ from .errors import (
 from .layout import DEFAULT_CHANNEL, TREE, channel_key, check_channel
 from .manifest import Manifest, canonical_json, utcnow
 from .stores.base import Store
+from .summaries import read_summary
 from .targets import find_manifest, opened, read_manifest, resolve_version
 
 SWITCHERS_RECORD = "_atomicsite/switchers/{channel}.json"
@@ -116,10 +117,19 @@ def _quiet_manifest(store: Store, version: str | None) -> Manifest | None:
 
 
 def judge_order(store: Store, state: PointerState, manifest: Manifest,
-                read: Callable[[str], Manifest | None] | None = None) -> OrderVerdict:
+                known: Callable[[str], Manifest | None] | None = None) -> OrderVerdict:
     """How ``manifest``'s commit relates to the commit the channel serves (atomicsite.commit_order).
-    ``read`` finds a manifest (default: from the store; publish passes the ones it already read)."""
-    live = commit_order.live_manifest(read or (lambda v: find_manifest(store, v)), state.version)
+
+    The live side needs only its ``source``: from a manifest the caller already read (``known``, which
+    reads nothing itself), else the version's summary (a few hundred bytes, written from its
+    manifest), else the manifest itself where there is no readable summary."""
+    def live_source(version: str):
+        if known is not None and (read := known(version)) is not None:
+            return read
+        summary = read_summary(store, version)
+        return summary if summary is not None else find_manifest(store, version)
+
+    live = commit_order.live_manifest(live_source, state.version)
     return commit_order.judge(state.version, live, manifest, commit_order.git_ancestry())
 
 
@@ -127,7 +137,7 @@ def switch_channel(store: Store, settings: Settings, state: PointerState, manife
                    message: str | None = None, pinned: bool | None = None,
                    verify_urls: tuple[str, ...] | None = None, guard: bool = False,
                    allow_older: bool = False, expires: str | None = None,
-                   read_manifest: Callable[[str], Manifest | None] | None = None) -> SwitchOutcome:
+                   known_manifest: Callable[[str], Manifest | None] | None = None) -> SwitchOutcome:
     """CAS the pointer to ``manifest.version``, run switchers, health-check and switch back on failure.
 
     The caller holds a claim on the version (:class:`atomicsite.claims.VersionClaim`), so no prune
@@ -154,7 +164,7 @@ def switch_channel(store: Store, settings: Settings, state: PointerState, manife
         )
     order = None
     if guard:  # judged against the pointer as read: the write below swaps against that same token
-        order = commit_order.enforce(judge_order(store, state, manifest, read_manifest), channel=state.channel,
+        order = commit_order.enforce(judge_order(store, state, manifest, known_manifest), channel=state.channel,
                                      live_version=state.version, new_version=manifest.version, action=action,
                                      allow_older=allow_older)
     new = next_pointer(state, manifest.version, action=action, message=message, pinned=pinned, expires=expires)

@@ -80,6 +80,10 @@ class ManifestMemo:
             self._found[version] = find_manifest(self.store, version)  # IntegrityError propagates, uncached
         return self._found[version]
 
+    def cached(self, version: str) -> Manifest | None:
+        """The manifest if this command already read it; never reads."""
+        return self._found.get(version)
+
     def fresh(self, version: str) -> Manifest | None:
         """Read from the store now (what a proof needs: the manifest as it is after a claim), and keep it."""
         self._found.pop(version, None)

@@ -5,6 +5,7 @@
     python bench/bench_publish.py --only s3-objects        # one section (comma-separated list)
     python bench/bench_publish.py --only rss --rss-sizes 10000,50000,200000
     python bench/bench_publish.py --only s3-tree --profile prof.out   # cProfile the tree (c) publish
+    python bench/bench_publish.py --only local --profile prof.out     # ... the local (c) publishes
 
 Sections (``--only``):
 
@@ -299,10 +300,14 @@ def bench_stored(files: int, work: Path) -> Table:
 
 # ------------------------------------------------------------------------------------------ local
 
-def bench_local(files: int, work: Path) -> Table:
+def bench_local(files: int, work: Path, profile: str | None = None) -> Table:
+    """``profile``: also cProfile each (c) publish into ``<profile>.<layout>`` (its wall is then inflated)."""
     table = Table(f"local store: {files}-file site, {CHANGED} files changed", [
         ("tool", 34, "s"), ("scenario", 14, "s"), ("wall s", 7, ".2f"), ("cpu s", 7, ".2f"), ("rss MB", 7, ".0f")])
     site = generate_site(work / "local-site", files=files)
+    # The link gate's per-page cache (atomicsite.link_cache) in this run's work dir: (a) fills it, as
+    # the first publish of a build dir does, and (c) uses it; nothing from earlier runs is reused.
+    env = {**os.environ, "ATOMICSITE_CACHE_DIR": str(work / "cache")}
     rsync = shutil.which("rsync")
     if not rsync:
         print("  rsync not found (apt-get install -y rsync): its column is skipped", file=sys.stderr)
@@ -310,8 +315,10 @@ def bench_local(files: int, work: Path) -> Table:
         if scenario == "c":
             change_files(site, CHANGED)
         for layout in ("tree", "objects"):
-            wall, cpu, rss, out = run_child([sys.executable, "-m", "atomicsite", "publish", str(site), "--target",
-                                             str(work / f"local-{layout}"), "--layout", layout, "--json"])
+            run = [sys.executable, "-m", "cProfile", "-o", f"{profile}.{layout}"] \
+                if profile and scenario == "c" else [sys.executable]
+            wall, cpu, rss, out = run_child(run + ["-m", "atomicsite", "publish", str(site), "--target",
+                                                   str(work / f"local-{layout}"), "--layout", layout, "--json"], env)
             r = json.loads(out)
             table.add(tool=f"atomicsite ({layout})", scenario=NAMES[scenario],
                       **{"wall s": wall, "cpu s": cpu, "rss MB": rss},
@@ -387,7 +394,8 @@ def main() -> None:
     # (minutes, the emulator at full CPU): a figure about the emulator, so not in the default run.
     parser.add_argument("--gcs-layouts", default="objects", help="comma-separated: objects, tree")
     parser.add_argument("--rss-sizes", default="10000,50000", help="comma-separated site sizes for the rss section")
-    parser.add_argument("--profile", metavar="FILE", help="cProfile the s3-tree (c) publish into FILE (slower)")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the s3-tree (c) publish into FILE, and the local "
+                        "(c) publishes into FILE.tree and FILE.objects (slower)")
     parser.add_argument("--json", metavar="FILE", help="also write every table as JSON")
     args = parser.parse_args()
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -452,7 +460,7 @@ def main() -> None:
                            f"({bound:.4f}x): {verdict(o['content x'] <= bound)}; plus {o['meta MB']:.2f} MB of "
                            f"manifests and summaries; all in {o['x site']:.3f}x (tree {by['tree']['x site']:.3f}x)")
         if "local" in only:
-            t = bench_local(args.local_files, work)
+            t = bench_local(args.local_files, work, args.profile)
             tables.append(t)
             rows = {(r["tool"].split(" ")[0] + r["tool"].split(" ")[1] if r["tool"].startswith("atomicsite")
                      else "rsync", r["scenario"][:3]): r for r in t.rows}
@@ -477,8 +485,11 @@ def main() -> None:
         if args.profile:
             import pstats
 
-            print(f"\n## profile of the S3 tree (c) publish ({args.profile}), top 25 by own time\n")
-            pstats.Stats(args.profile).sort_stats("tottime").print_stats(25)
+            for path, what in ((args.profile, "S3 tree (c)"), (f"{args.profile}.tree", "local tree (c)"),
+                               (f"{args.profile}.objects", "local objects (c)")):
+                if Path(path).exists():
+                    print(f"\n## profile of the {what} publish ({path}), top 25 by own time\n")
+                    pstats.Stats(path).sort_stats("tottime").print_stats(25)
         if args.json:
             Path(args.json).write_text(json.dumps({t.title: t.rows for t in tables}, indent=2, default=str))
     finally:

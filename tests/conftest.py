@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 pytest_plugins = ["tests.rigs.local", "tests.rigs.s3", "tests.rigs.gcs"]
@@ -28,3 +30,11 @@ def layout(request, monkeypatch):
     module = importlib.import_module("atomicsite.publish")  # the module, not the function the package exports
     monkeypatch.setattr(module, "_default_layout", lambda *args: request.param)
     return request.param
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory):
+    """Publishes keep the link gate's cache (atomicsite.link_cache) here, not in the user's ~/.cache."""
+    where = tmp_path_factory.mktemp("cache")
+    os.environ["ATOMICSITE_CACHE_DIR"] = str(where / "atomicsite")
+    os.environ["XDG_CACHE_HOME"] = str(where)  # for tests that clear every ATOMICSITE_* variable

@@ -56,22 +56,38 @@ class OpsStore:
         self.calls: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
+    def _op(self, name: str, args: tuple) -> None:
+        """Record one operation; run ``before``; fail it if it is the ``fail_at``-th."""
+        with self._lock:
+            self.calls.append((name, str(args[0]) if args else ""))
+            n = len(self.calls)
+        if self.before:
+            self.before(name, args)
+        if self.fail_at is not None and n == self.fail_at:
+            raise self.exc(f"injected failure at operation {n} ({name} {args[0] if args else ''})")
+
     def __getattr__(self, name):
         if name in OPS:
             fn = getattr(self.inner, name)
 
             def call(*args, **kwargs):
-                with self._lock:
-                    self.calls.append((name, str(args[0]) if args else ""))
-                    n = len(self.calls)
-                if self.before:
-                    self.before(name, args)
-                if self.fail_at is not None and n == self.fail_at:
-                    raise self.exc(f"injected failure at operation {n} ({name} {args[0] if args else ''})")
+                self._op(name, args)
                 result = fn(*args, **kwargs)
                 return list(result) if name == "list" else result
 
             return call
+        if name == "link_many" and hasattr(self.inner, "link_many"):
+            # The local store's bulk link: each link counts (and can fail) as the copy it stands for,
+            # so a failure can land midway through the bulk call.
+            def link_many(links):
+                def each():
+                    for src, dst in links:
+                        self._op("copy", (src, dst))
+                        yield src, dst
+
+                return self.inner.link_many(each())
+
+            return link_many
         return getattr(self.inner, name)
 
     def count(self, *ops: str) -> int:

@@ -298,14 +298,14 @@ def test_bad_build_dirs_are_refused_before_anything_is_written(rig, tmp_path, ca
         target = site(tmp_path, dest="locked")
         import atomicsite.scan as scan_module
 
-        real_open = open
+        real_open = os.open  # scan reads with os.open (root reads a chmod 000 file, so deny it here)
 
         def deny(path, *a, **k):
             if str(path).endswith("robots.txt"):
                 raise PermissionError(13, "Permission denied", str(path))
             return real_open(path, *a, **k)
 
-        monkeypatch.setattr(scan_module, "open", deny, raising=False)
+        monkeypatch.setattr(scan_module.os, "open", deny)
     with pytest.raises(BuildDirError) as info:
         publish(target, rig.store)
     message = str(info.value)

@@ -179,3 +179,31 @@ def test_publish_repair_stores_again_what_was_deleted_behind_the_tools_back(rig,
     assert not fixed.plan.committed and fixed.plan.count("upload") == 1
     assert fixed.version == v1 and atomicsite.verify(None, rig.store, settings=SETTINGS).ok
     assert atomicsite.status(rig.store, settings=SETTINGS).manifest["version"] == v1
+
+
+def test_the_inode_record_is_small_enough_to_live_in_the_inode_and_the_old_text_form_still_counts(tmp_path):
+    """48 bytes (digest, mtime, size) fit inside an ext4 inode; the ~95-byte text form earlier
+    releases wrote took a 4 KB block per file. Both prove the inode; a stale stamp proves nothing."""
+    import hashlib
+    import os
+
+    from atomicsite.stores import local
+
+    store = LocalStore(tmp_path / "site")
+    info = store.put("v/a/x.txt", b"hello")
+    path = store.path_of("v/a/x.txt")
+    sha = hashlib.sha256(b"hello").hexdigest()
+    try:
+        raw = os.getxattr(path, local._SHA_XATTR)
+    except OSError:
+        import pytest
+
+        pytest.skip("no user xattrs on this file system")
+    assert len(raw) == 48 and info.sha256 == sha
+    st = path.stat()
+    assert local._recorded_sha256(path, st) == sha
+    os.setxattr(path, local._SHA_XATTR, f"{sha} {st.st_mtime_ns} {st.st_size}".encode())  # the old form
+    assert local._recorded_sha256(path, st) == sha
+    os.setxattr(path, local._SHA_XATTR, f"{sha} {st.st_mtime_ns + 1} {st.st_size}".encode())
+    assert local._recorded_sha256(path, st) is None
+    assert LocalStore(tmp_path / "site").head("v/a/x.txt").sha256 == sha  # hashed again, and right

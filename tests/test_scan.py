@@ -271,3 +271,25 @@ def test_content_types_and_version_ids_ignore_the_hosts_mime_tables(tmp_path, mo
     after = Manifest.build(f.entry for f in scan(build))
     assert after.version == before.version
     assert [(e.path, e.content_type) for e in after.files] == [(e.path, e.content_type) for e in before.files]
+
+
+def test_hash_reads_to_the_end_when_the_size_it_was_told_is_wrong(tmp_path, monkeypatch):
+    """A file that grows between fstat and read (a build still writing it) is hashed whole, not cut
+    at the size fstat reported."""
+    import hashlib
+    import os
+
+    from atomicsite import scan as scan_module
+
+    data = os.urandom(300_000)
+    path = tmp_path / "growing.bin"
+    path.write_bytes(data)
+    real = os.fstat
+
+    class Shrunk:
+        def __init__(self, st):
+            self.st_size = st.st_size // 3
+
+    monkeypatch.setattr(scan_module.os, "fstat", lambda fd: Shrunk(real(fd)))
+    sha, md5, size = scan_module._hash(str(path))
+    assert (sha, md5, size) == (hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), len(data))
