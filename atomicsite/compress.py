@@ -271,7 +271,7 @@ def add_variants(files: list, settings: CompressSettings, out: VariantFiles, *, 
             if made:
                 for v, source in made:
                     out.sources[variant_path(f.entry.path, v.encoding)] = source
-                f = replace(f, entry=replace(f.entry, variants=tuple(v for v, _ in made)))
+                f = f.with_entry(replace(f.entry, variants=tuple(v for v, _ in made)))
             result.append(f)
     return result
 
