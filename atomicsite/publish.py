@@ -380,8 +380,8 @@ def _pool_proven(store: Store, manifest: Manifest, pointer: PointerState, read: 
     files), otherwise one listing of the pool in pages of 1,000 (a fresh target, a large change).
     Where a listing cannot prove an object's bytes (no MD5, as on the local store), its name and size
     do: a pool object is named by the sha256 of its bytes and written whole; 'atomicsite verify' re-hashes.
-    With ``repair`` nothing is taken on trust: the pool is listed, and an object the listing cannot
-    prove is stored again.
+    With ``repair`` nothing is taken on trust: the pool is listed, an object the listing cannot prove
+    is asked for its metadata, and one that cannot be proven either way is stored again.
     """
     want = {f.sha256: f for f, _ in manifest.stored}  # files and their compressed variants
     base = None if repair else _objects_base(read, pointer, manifest.version)
@@ -392,7 +392,12 @@ def _pool_proven(store: Store, manifest: Manifest, pointer: PointerState, read: 
 
     def judge(info: ObjectInfo, entry) -> bool:
         verdict = info.proves(size=entry.size, sha256=entry.sha256, md5=entry.md5)
-        return info.size == entry.size and not repair if verdict is None else verdict
+        if verdict is None and repair and info.size == entry.size:
+            # what the listing cannot tell, a head can (sha256 metadata; locally the inode's record)
+            verdict = store.head(info.key).proves(size=entry.size, sha256=entry.sha256, md5=entry.md5)
+        if verdict is None:
+            return info.size == entry.size and not repair
+        return verdict
 
     if base is not None and len(unknown) <= 2 * max(1, math.ceil(len(base.stored) / 1000)):
         def look(entry) -> tuple[str, bool] | None:
