@@ -442,7 +442,7 @@ def _plan(store: Store, settings: Settings, pointer: PointerState, manifest: Man
         pool_proven = _pool_proven(store, manifest, pointer, memo.fresh, settings.concurrency, repair=repair)
         plan = make_objects_plan(manifest, pointer, committed=False, pool_proven=pool_proven,
                                  tree=tree, tree_proven=tree_proven, promote=promote)
-        # a file whose content the listing proved in the pool is proven; the rest by this run's receipts
+        # a file whose content the pool holds (vouched for, looked up or listed) is proven; the rest by this run's receipts
         return _Planned(plan, {f.path: True for f, _ in manifest.stored if pool_proven.get(f.sha256)}, corrupt_token)
     stored: dict[str, ObjectInfo] = {}
     proven: dict[str, bool] = {}
