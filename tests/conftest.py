@@ -38,3 +38,13 @@ def _private_cache_dir(tmp_path_factory):
     where = tmp_path_factory.mktemp("cache")
     os.environ["ATOMICSITE_CACHE_DIR"] = str(where / "atomicsite")
     os.environ["XDG_CACHE_HOME"] = str(where)  # for tests that clear every ATOMICSITE_* variable
+
+
+@pytest.fixture
+def aws_env(monkeypatch, tmp_path):
+    """Fake AWS credentials and no shared config, for SDK clients pointed at local servers."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.delenv("AWS_PROFILE", raising=False)

@@ -39,12 +39,8 @@ HARNESS = Path(__file__).with_name("edge_harness.mjs")
 
 
 @pytest.fixture(autouse=True)
-def aws_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+def _aws(aws_env):
+    """Fake credentials for every test here (tests/conftest.py)."""
 
 
 def entry(path: str, content: str = "x") -> FileEntry:

@@ -111,15 +111,6 @@ def test_the_function_takes_its_preview_host_from_preview_url():
 # --- removing a channel removes its edge key (against tests/cloudfront_standin.py, our stand-in) -----
 
 @pytest.fixture
-def aws_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-
-
-@pytest.fixture
 def kvs(aws_env):
     from tests.cloudfront_standin import CloudFrontStandIn
 

@@ -56,21 +56,6 @@ class SdkCopies:
         return len(self.requests)
 
 
-@pytest.fixture
-def make_store(s3_bucket, s3_options, aws_session):
-    stores = []
-
-    def make(bucket=s3_bucket, prefix="site", options=s3_options, **kwargs):
-        kwargs.setdefault("session", aws_session)
-        store = S3Store(bucket, prefix, options, **kwargs)
-        stores.append(store)
-        return store
-
-    yield make
-    for store in stores:
-        store.close()
-
-
 def copy_args(n: int = 0) -> dict:
     return {"content_type": "text/html; charset=utf-8", "cache_control": f"public, max-age={n}",
             "metadata": {"sha256": SHA}}

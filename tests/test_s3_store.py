@@ -104,22 +104,6 @@ def ignore_conditions(client, *headers: str) -> None:
 
 
 @pytest.fixture
-def make_store(s3_bucket, s3_options, aws_session):
-    """``make_store(**kwargs)``: another store on this test's bucket under ``site``."""
-    stores = []
-
-    def make(bucket: str = s3_bucket, prefix: str = "site", options: StoreOptions = s3_options, **kwargs):
-        kwargs.setdefault("session", aws_session)
-        store = S3Store(bucket, prefix, options, **kwargs)
-        stores.append(store)
-        return store
-
-    yield make
-    for store in stores:
-        store.close()
-
-
-@pytest.fixture
 def store(s3_rig):
     return s3_rig.store
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from ..errors import UsageError
 from ..manifest import Manifest
 from ..routing.route import static_file
+from .invalidation import index_urls
 
 KVS_VALUE_LIMIT = 1024  # bytes: CloudFront KeyValueStore's limit for one value
 MAX_ROUTE_VALUES = 8  # values read per request for a version's routes (all in parallel)
@@ -55,16 +56,10 @@ def routes_keys(routes_prefix: str, version: str, count: int) -> list[str]:
 
 
 def _urls(path: str) -> list[str]:
-    """Decoded request paths a file answers (or, for a directory, redirects) at."""
-    urls = ["/" + path]
-    if path == "index.html" or path.endswith("/index.html"):
-        directory = path[: -len("index.html")]
-        urls.append("/" + directory)
-        if directory:
-            urls.append("/" + directory.rstrip("/"))
-    elif path.endswith(".html"):
-        urls.append("/" + path[: -len(".html")])
-    return urls
+    """Decoded request paths a file answers (or, for a directory, redirects) at: pretty URLs too."""
+    if path.endswith(".html") and not (path == "index.html" or path.endswith("/index.html")):
+        return ["/" + path, "/" + path[: -len(".html")]]
+    return index_urls(path)
 
 
 def _record(manifest: Manifest) -> tuple[dict, list[str]]:

@@ -27,8 +27,9 @@ def encode_invalidation_path(path: str) -> str:
     return "".join(c if c in _LITERAL else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in path)
 
 
-def _urls(path: str) -> list[str]:
-    # CloudFront caches by URL: a directory index is also cached as "/dir/" and "/dir".
+def index_urls(path: str) -> list[str]:
+    """The request paths a file answers at: its own, and a directory index's "/dir/" and "/dir" too
+    (CloudFront caches by URL; the edge function redirects "/dir" to "/dir/")."""
     urls = ["/" + path]
     if path == "index.html" or path.endswith("/index.html"):
         directory = path[: -len("index.html")]
@@ -58,7 +59,7 @@ def invalidation_paths(manifest: Manifest, previous: Manifest | None = None, *,
             elif new.identity() != old.identity():
                 stale.add(old.path)
         stale |= {f.path for f in manifest.files if f.path not in previous.by_path and not is_fingerprinted(f.path)}
-    urls = sorted({encode_invalidation_path(u) for p in stale for u in _urls(p)})
+    urls = sorted({encode_invalidation_path(u) for p in stale for u in index_urls(p)})
     return ["/*"] if len(urls) > limit else urls
 
 

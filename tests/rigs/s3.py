@@ -80,6 +80,24 @@ def s3_options(moto_endpoint):
 
 
 @pytest.fixture
+def make_store(s3_bucket, s3_options, aws_session):
+    """``make_store(**kwargs)``: another store on this test's bucket under ``site``."""
+    stores = []
+
+    def make(bucket: str = s3_bucket, prefix: str = "site", options: StoreOptions = s3_options, **kwargs):
+        kwargs.setdefault("session", aws_session)
+        from atomicsite.stores.s3 import S3Store
+
+        store = S3Store(bucket, prefix, options, **kwargs)
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+@pytest.fixture
 def s3_rig(s3_options, s3_bucket, aws_session):
     from atomicsite.stores.s3 import S3Store
 
