@@ -43,7 +43,7 @@ FORMAT_RULES = 2  # the same, plus "rules" (redirects and response headers), par
 FORMAT_VARIANTS = 4  # format 2, plus compressed "variants" per file (3 is the stored envelope's number)
 CONTENT = (FORMAT, FORMAT_RULES, FORMAT_VARIANTS)  # what a manifest can hold
 STORED = manifest_codec.STORED_FORMAT  # how new manifests are stored (3): any content, packed
-READABLE = (*CONTENT, STORED)
+READABLE = (*CONTENT, *manifest_codec.STORED_FORMATS)
 ID_LENGTH = 16
 
 

@@ -26,7 +26,7 @@ from .plan import COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_objects_pla
 from .routing.build import scan_site
 from .scan import Sources
 from .routing.s3_website import write_website_redirects
-from .stores.base import IfMatch, ObjectInfo, Store, WriteMode
+from .stores.base import IfMatch, ObjectInfo, Store, WriteMode, proves_by_md5
 from .commit_order import OrderVerdict
 from .compress import VariantFiles, add_variants, known_variants
 from .summaries import read_summary, resync_summary, write_summary
@@ -254,7 +254,7 @@ def publish(
         events.on_stage("scan")
         ignored: list[str] = []
         files, rules = scan_site(build_dir, settings, on_file=events.on_scan,  # rule errors stop it here
-                                 on_ignored=ignored.append)
+                                 on_ignored=ignored.append, md5=proves_by_md5(store))
         events.on_stage("links")  # before the store is touched: a refused build uploads nothing
         links = gate(files, settings.links, dry_run=dry_run, rules=rules, cache=LinkCache.for_build(build_dir))
 

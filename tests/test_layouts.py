@@ -207,3 +207,18 @@ def test_the_inode_record_is_small_enough_to_live_in_the_inode_and_the_old_text_
     os.setxattr(path, local._SHA_XATTR, f"{sha} {st.st_mtime_ns + 1} {st.st_size}".encode())
     assert local._recorded_sha256(path, st) is None
     assert LocalStore(tmp_path / "site").head("v/a/x.txt").sha256 == sha  # hashed again, and right
+
+
+def test_only_stores_that_prove_bytes_by_md5_get_md5s(rig, tmp_path, layout):
+    """The local store proves by sha256 alone, so its publish computes no MD5 and stores format 5; a
+    bucket's listings prove by MD5, so its manifests keep every MD5 (format 3). Both verify."""
+    import json
+
+    from atomicsite.layout import manifest_key
+    from atomicsite.targets import read_manifest
+
+    v = publish(site(tmp_path), rig.store).version
+    local = isinstance(rig.store, LocalStore)
+    assert json.loads(rig.store.get(manifest_key(v)).data)["format"] == (5 if local else 3)
+    assert all(bool(f.md5) is not local for f in read_manifest(rig.store, v).files)
+    assert atomicsite.verify(None, rig.store, settings=SETTINGS).ok

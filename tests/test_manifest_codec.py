@@ -121,9 +121,10 @@ def test_every_field_of_a_format_3_manifest_is_validated(change, why):
      + base64.b64encode(zlib.compress(b"[]")) + b'"}}', "not an object"),
     (b'{"format": 3, "files": {"count": 1, "encoding": "zlib+base64", "data": "'
      + base64.b64encode(zlib.compress(b'{"paths": []}')[:-3]) + b'"}}', "truncated"),
-    (b'{"format": 5}', "unknown format 5"),  # 4 is the content format with compressed variants
+    (b'{"format": 6}', "unknown format 6"),  # 4 is the content format with variants, 5 an envelope
     (b'{"format": true}', "unknown format True"),
     (b'{"format": 3, "content_format": 3}', "cannot hold format 3"),
+    (b'{"format": 5, "content_format": 3}', "cannot hold format 3"),
 ])
 def test_broken_format_3_envelopes_are_corrupt(data, why):
     with pytest.raises(IntegrityError, match=why):
@@ -205,4 +206,56 @@ def test_damaged_variant_columns_are_corrupt(damage, why):
     damage(table)
     envelope["files"]["data"] = base64.b64encode(zlib.compress(canonical_json(table))).decode()
     with pytest.raises(IntegrityError, match=why):
+        Manifest.from_json(canonical_json(envelope), where="t")
+
+
+# -- format 5: the envelope without MD5 columns (a local-store target's scan computes none) ---------
+
+def _no_md5(files: list[FileEntry]) -> list[FileEntry]:
+    from dataclasses import replace
+
+    return [replace(f, md5="") for f in files]
+
+
+def _table(stored: bytes) -> dict:
+    return json.loads(zlib.decompress(base64.b64decode(json.loads(stored)["files"]["data"])))
+
+
+def test_a_manifest_without_md5_is_stored_as_format_5_and_reads_back_with_the_same_id():
+    with_md5 = Manifest.build(entries(40))
+    m = Manifest.build(_no_md5(entries(40)))
+    assert m.version == with_md5.version  # md5 is not part of the id
+    stored = m.to_json()
+    assert json.loads(stored)["format"] == 5 and "md5" not in _table(stored)
+    back = Manifest.from_json(stored, where="t", expect_version=m.version)
+    assert back.files == m.files and back.format == 5 and all(f.md5 == "" for f in back.files)
+    # every MD5 present: still format 3, which releases before format 5 read
+    assert json.loads(with_md5.to_json())["format"] == 3
+
+
+def test_format_5_leaves_out_each_empty_md5_column_on_its_own():
+    # the local store's scan has no file MD5s, but compressed variants carry theirs
+    m = Manifest.build(_with_variants(_no_md5(entries(12))))
+    stored = m.to_json()
+    table = _table(stored)
+    assert json.loads(stored)["format"] == 5 and "md5" not in table
+    assert all("md5" in col for col in table["variants"].values())
+    assert Manifest.from_json(stored, where="t").files == m.files
+
+
+def test_md5s_that_are_neither_all_there_nor_all_empty_stay_plain_json():
+    from dataclasses import replace
+
+    files = entries(4)
+    files[2] = replace(files[2], md5="")
+    m = Manifest.build(files)
+    assert json.loads(m.to_json())["format"] == FORMAT  # plain JSON, read as before
+    assert Manifest.from_json(m.to_json(), where="t").files == m.files
+
+
+def test_format_3_still_needs_its_md5_column():
+    m = Manifest.build(_no_md5(entries(5)))
+    envelope = json.loads(m.to_json())
+    envelope["format"] = 3  # the same table under the number that promises every MD5
+    with pytest.raises(IntegrityError, match="column 'md5'"):
         Manifest.from_json(canonical_json(envelope), where="t")

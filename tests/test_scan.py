@@ -291,5 +291,47 @@ def test_hash_reads_to_the_end_when_the_size_it_was_told_is_wrong(tmp_path, monk
             self.st_size = st.st_size // 3
 
     monkeypatch.setattr(scan_module.os, "fstat", lambda fd: Shrunk(real(fd)))
-    sha, md5, size = scan_module._hash(str(path))
+    sha, md5, size = scan_module._digest(str(path), *scan_module._open(str(path)), md5=True)
     assert (sha, md5, size) == (hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), len(data))
+
+
+def test_large_files_hashed_by_workers_land_in_order_with_the_digests_inline_hashing_gives(tmp_path):
+    from atomicsite import scan as scan_module
+
+    sizes = [10, scan_module._BIG, 3, scan_module._BIG + 1, 0, 2 * scan_module._BIG, 7]
+    for i, n in enumerate(sizes):
+        (tmp_path / f"f{i}.bin").write_bytes(os.urandom(n))
+    threaded = scan(tmp_path, workers=2)
+    inline = scan(tmp_path, workers=0)
+    assert [f.entry for f in threaded] == [f.entry for f in inline]
+    for f in threaded:
+        data = (tmp_path / f.entry.path).read_bytes()
+        assert (f.entry.sha256, f.entry.md5, f.entry.size) == (
+            hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), len(data))
+
+
+def test_a_scan_without_md5_leaves_it_empty_and_changes_no_id(tmp_path):
+    (tmp_path / "index.html").write_text("<p>hi")
+    (tmp_path / "big.bin").write_bytes(os.urandom(300_000))
+    with_md5, without = scan(tmp_path), scan(tmp_path, md5=False)
+    assert all(f.entry.md5 for f in with_md5) and not any(f.entry.md5 for f in without)
+    assert version_id(f.entry for f in with_md5) == version_id(f.entry for f in without)
+
+
+def test_an_unreadable_large_file_is_one_line_naming_it(tmp_path, monkeypatch):
+    from atomicsite import scan as scan_module
+
+    (tmp_path / "big.bin").write_bytes(b"x" * scan_module._BIG)
+    real_open = os.open
+    opened = []
+
+    def open_once(path, *a, **kw):  # the scan's own open works; the worker's fails
+        if str(path).endswith("big.bin"):
+            opened.append(path)
+            if len(opened) > 1:
+                raise PermissionError(13, "Permission denied")
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(scan_module.os, "open", open_once)
+    with pytest.raises(BuildDirError, match="big.bin: cannot read it .permission denied"):
+        scan(tmp_path, workers=2)

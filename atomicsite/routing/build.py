@@ -87,12 +87,14 @@ def with_object_headers(entry: FileEntry, blocks: tuple[HeaderBlock, ...], match
 
 
 def scan_site(build_dir: str | Path, settings, *, on_file: Callable[[int], None] | None = None,
-              on_ignored: Callable[[str], None] | None = None):
-    """``(scanned files, SiteRules)`` for a build dir under ``settings`` (atomicsite.config.Settings)."""
+              on_ignored: Callable[[str], None] | None = None, md5: bool = True):
+    """``(scanned files, SiteRules)`` for a build dir under ``settings`` (atomicsite.config.Settings);
+    ``md5`` as :func:`atomicsite.scan.scan` takes it."""
     from ..scan import scan
 
     rules = load_site_rules(build_dir, redirects=settings.redirects, headers=settings.response_headers)
-    files = scan(build_dir, rules=settings.rules, ignore=settings.ignore, on_file=on_file, on_ignored=on_ignored)
+    files = scan(build_dir, rules=settings.rules, ignore=settings.ignore, on_file=on_file, on_ignored=on_ignored,
+                 md5=md5)
     if rules.headers:
         files = [f.with_entry(with_object_headers(f.entry, rules.headers, settings.rules)) for f in files]
     return files, rules

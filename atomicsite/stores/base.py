@@ -96,6 +96,12 @@ class ObjectInfo:
         return None
 
 
+def proves_by_md5(store) -> bool:
+    """Whether ``store`` may prove bytes by MD5 (an S3 ETag, a GCS ``md5Hash``), so a publish needs each
+    file's MD5. The local store proves by sha256 alone, so its publish does not compute MD5."""
+    return bool(getattr(getattr(store, "inner", store), "proves_by_md5", True))
+
+
 @dataclass(frozen=True)
 class Body:
     data: bytes
