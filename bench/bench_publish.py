@@ -18,7 +18,8 @@ Sections (``--only``):
               baseline tool runs on it.
   stored      stored bytes after 5 versions that each change 10 files, objects vs tree (memory store).
   local       local store, ``--local-files`` files, 10 changed: atomicsite tree and objects vs
-              ``rsync -a --checksum --link-dest=<previous>`` (skipped, and said so, without rsync).
+              ``rsync -a --checksum --link-dest=<previous>`` (skipped, and said so, without rsync);
+              (c) in ``--local-rounds`` rounds, each row the median round, every run after ``sync``.
   rss         peak RSS of ``atomicsite publish`` on the local store at each of ``--rss-sizes``.
 
 S3 requests and bytes are counted by the server (bench/moto_counting_server.py), so every tool is
@@ -300,8 +301,13 @@ def bench_stored(files: int, work: Path) -> Table:
 
 # ------------------------------------------------------------------------------------------ local
 
-def bench_local(files: int, work: Path, profile: str | None = None) -> Table:
-    """``profile``: also cProfile each (c) publish into ``<profile>.<layout>`` (its wall is then inflated)."""
+def bench_local(files: int, work: Path, profile: str | None = None, rounds: int = 3) -> Table:
+    """(a) once, then ``rounds`` of (c): each changes 10 more files and runs every tool once, in turn;
+    a (c) row is the round with the median wall (one run of a tool moves by ±30% on a shared machine).
+    Every timed run starts after ``sync``: the data the runs before it wrote is on disk, so no tool
+    pays for flushing another's (atomicsite flushes what it wrote before it commits; rsync does not).
+    ``profile``: also cProfile each layout's first (c) publish into ``<profile>.<layout>`` (its wall
+    is then inflated)."""
     table = Table(f"local store: {files}-file site, {CHANGED} files changed", [
         ("tool", 34, "s"), ("scenario", 14, "s"), ("wall s", 7, ".2f"), ("cpu s", 7, ".2f"), ("rss MB", 7, ".0f")])
     site = generate_site(work / "local-site", files=files)
@@ -311,27 +317,42 @@ def bench_local(files: int, work: Path, profile: str | None = None) -> Table:
     rsync = shutil.which("rsync")
     if not rsync:
         print("  rsync not found (apt-get install -y rsync): its column is skipped", file=sys.stderr)
-    for scenario in ("a", "c"):
+
+    def timed(cmd: list[str], environ: dict | None = None) -> tuple[float, float, float, str]:
+        os.sync()
+        return run_child(cmd, environ)
+
+    runs: dict[tuple[str, str], list[dict]] = {}
+    previous = None
+    for scenario, round_ in [("a", 0)] + [("c", r) for r in range(rounds)]:
         if scenario == "c":
             change_files(site, CHANGED)
         for layout in ("tree", "objects"):
             run = [sys.executable, "-m", "cProfile", "-o", f"{profile}.{layout}"] \
-                if profile and scenario == "c" else [sys.executable]
-            wall, cpu, rss, out = run_child(run + ["-m", "atomicsite", "publish", str(site), "--target",
-                                                   str(work / f"local-{layout}"), "--layout", layout, "--json"], env)
+                if profile and scenario == "c" and round_ == 0 else [sys.executable]
+            wall, cpu, rss, out = timed(run + ["-m", "atomicsite", "publish", str(site), "--target",
+                                               str(work / f"local-{layout}"), "--layout", layout, "--json"], env)
             r = json.loads(out)
-            table.add(tool=f"atomicsite ({layout})", scenario=NAMES[scenario],
-                      **{"wall s": wall, "cpu s": cpu, "rss MB": rss},
-                      note=f"upload {r['upload']['files']}, copy {r['copy']['files']}, skip {r['skip']['files']}")
+            runs.setdefault((f"atomicsite ({layout})", scenario), []).append(dict(
+                **{"wall s": wall, "cpu s": cpu, "rss MB": rss},
+                note=f"upload {r['upload']['files']}, copy {r['copy']['files']}, skip {r['skip']['files']}"))
         if rsync:
-            dest = work / "rsync" / scenario
+            dest = work / "rsync" / f"{scenario}{round_}"
             dest.parent.mkdir(exist_ok=True)
             cmd = [rsync, "-a", "--checksum"]
-            if scenario == "c":
-                cmd.append(f"--link-dest={work / 'rsync' / 'a'}")
-            wall, cpu, rss, _ = run_child(cmd + [f"{site}/", f"{dest}/"])
-            table.add(tool="rsync -a --checksum" + (" --link-dest" if scenario == "c" else ""),
-                      scenario=NAMES[scenario], **{"wall s": wall, "cpu s": cpu, "rss MB": rss})
+            if previous:
+                cmd.append(f"--link-dest={previous}")
+            wall, cpu, rss, _ = timed(cmd + [f"{site}/", f"{dest}/"])
+            previous = dest
+            runs.setdefault(("rsync -a --checksum" + (" --link-dest" if scenario == "c" else ""), scenario), []).append(
+                {"wall s": wall, "cpu s": cpu, "rss MB": rss})
+    for (tool, scenario), got in runs.items():
+        walls = ", ".join(f"{g['wall s']:.2f}" for g in got)
+        median = sorted(got, key=lambda g: g["wall s"])[len(got) // 2]
+        note = median.pop("note", "")
+        if len(got) > 1:
+            note = f"{note}; median of {len(got)} rounds: {walls}".lstrip("; ")
+        table.add(tool=tool, scenario=NAMES[scenario], **median, note=note)
     shutil.rmtree(site, ignore_errors=True)
     return table
 
@@ -390,6 +411,7 @@ def main() -> None:
                         help=f"comma-separated sections: {', '.join(SECTIONS)}")
     parser.add_argument("--files", type=int, default=10_000, help="site size for the S3, GCS and stored sections")
     parser.add_argument("--local-files", type=int, default=50_000)
+    parser.add_argument("--local-rounds", type=int, default=3, help="rounds of the local (c) runs; each row is the median")
     # The tree layout's (c) is 10,000 copies, which fake-gcs-server's memory backend serves slowly
     # (minutes, the emulator at full CPU): a figure about the emulator, so not in the default run.
     parser.add_argument("--gcs-layouts", default="objects", help="comma-separated: objects, tree")
@@ -460,7 +482,7 @@ def main() -> None:
                            f"({bound:.4f}x): {verdict(o['content x'] <= bound)}; plus {o['meta MB']:.2f} MB of "
                            f"manifests and summaries; all in {o['x site']:.3f}x (tree {by['tree']['x site']:.3f}x)")
         if "local" in only:
-            t = bench_local(args.local_files, work, args.profile)
+            t = bench_local(args.local_files, work, args.profile, args.local_rounds)
             tables.append(t)
             rows = {(r["tool"].split(" ")[0] + r["tool"].split(" ")[1] if r["tool"].startswith("atomicsite")
                      else "rsync", r["scenario"][:3]): r for r in t.rows}
