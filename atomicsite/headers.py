@@ -93,8 +93,15 @@ _CLASS = str.maketrans("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRST
 
 def content_type_for(path: str) -> str:
     """``app.js`` → ``text/javascript; charset=utf-8``, from :data:`CONTENT_TYPES` only."""
-    name = posixpath.basename(path).lower()
-    ctype = CONTENT_TYPES.get(posixpath.splitext(name)[1], DEFAULT_CONTENT_TYPE)
+    return _content_type_of(path.rpartition("/")[2].lower())
+
+
+def _content_type_of(lower_name: str) -> str:
+    # the extension as posixpath.splitext gives it (leading dots do not start one: .htaccess has none),
+    # without its calls: this runs once per file of every scan
+    dot = lower_name.rfind(".")
+    ext = lower_name[dot:] if dot > 0 and lower_name[:dot].strip(".") else ""
+    ctype = CONTENT_TYPES.get(ext, DEFAULT_CONTENT_TYPE)
     if ctype.startswith(_NEEDS_CHARSET) and "charset" not in ctype:
         ctype += "; charset=utf-8"
     return ctype
@@ -125,13 +132,23 @@ def looks_like_hash(segment: str) -> bool:
     return False
 
 
+def is_html(entry) -> bool:
+    """Whether a file (anything with a ``content_type``, such as a manifest entry) is an HTML page."""
+    ct = entry.content_type.lower()
+    return ct.startswith("text/html") or ct.startswith("application/xhtml+xml")
+
+
 def is_fingerprinted(path: str) -> bool:
     """Whether ``path``'s name carries a content hash, so its bytes can never change under it.
 
     Pages never count (``index.3f9a1c2b.html`` is still fetched by a stable URL a visitor types).
     """
-    name = posixpath.basename(path)
-    if name.lower().endswith(_PAGES):
+    name = path.rpartition("/")[2]
+    return _fingerprinted(name, name.lower())
+
+
+def _fingerprinted(name: str, lower_name: str) -> bool:
+    if lower_name.endswith(_PAGES):
         return False
     m = _FINGERPRINT.search(name)
     return bool(m) and looks_like_hash(m.group("hash"))
@@ -177,7 +194,9 @@ def headers_for(path: str, rules: tuple[HeaderRule, ...] = ()) -> Headers:
             ccontrol = ccontrol or rule.cache_control
             if ctype and ccontrol:
                 break
-    return Headers(
-        content_type=ctype or content_type_for(path),
-        cache_control=ccontrol or (IMMUTABLE if is_fingerprinted(path) else REVALIDATE),
-    )
+    if not (ctype and ccontrol):
+        name = path.rpartition("/")[2]
+        lower = name.lower()
+        ctype = ctype or _content_type_of(lower)
+        ccontrol = ccontrol or (IMMUTABLE if _fingerprinted(name, lower) else REVALIDATE)
+    return Headers(content_type=ctype, cache_control=ccontrol)

@@ -31,6 +31,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from .errors import EXIT_BROKEN_REFERENCES, AtomicsiteError, BuildDirError, ConfigError
+from .headers import is_html
 from .link_cache import LinkCache
 
 LEVELS = ("error", "warn", "off")
@@ -314,7 +315,6 @@ def check_links(files: Iterable, settings: LinkSettings | None = None, rules=Non
     # Imported here: atomicsite.serve's package imports config, which imports this module.
     from .routing.route import NOT_FOUND, route
     from .routing.site import SiteRules
-    from .serve.resolve import is_html
 
     rules = rules or SiteRules()
 

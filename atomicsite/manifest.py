@@ -225,18 +225,27 @@ class Manifest:
         if not isinstance(table, dict) or not table:
             raise corrupt("no file table")
         try:
-            files = tuple(
-                FileEntry(
-                    path=path,
-                    sha256=_str(e["sha256"]),
-                    size=_int(e["size"]),
-                    md5=_str(e["md5"]),
-                    content_type=_str(e["content_type"]),
-                    cache_control=_str(e["cache_control"]),
-                    variants=_variants(e.get("variants")) if fmt == FORMAT_VARIANTS else (),
+            if stored in manifest_codec.STORED_FORMATS:
+                # The codec checked every column (types, digest lengths, paths sorted and unique)
+                # and built each entry from them: only the variants are left to check here.
+                files = tuple(
+                    FileEntry(path, e["sha256"], e["size"], e["md5"], e["content_type"], e["cache_control"],
+                              _variants(e.get("variants")) if fmt == FORMAT_VARIANTS else ())
+                    for path, e in table.items()
                 )
-                for path, e in sorted(table.items())
-            )
+            else:
+                files = tuple(
+                    FileEntry(
+                        path=path,
+                        sha256=_str(e["sha256"]),
+                        size=_int(e["size"]),
+                        md5=_str(e["md5"]),
+                        content_type=_str(e["content_type"]),
+                        cache_control=_str(e["cache_control"]),
+                        variants=_variants(e.get("variants")) if fmt == FORMAT_VARIANTS else (),
+                    )
+                    for path, e in sorted(table.items())
+                )
         except (KeyError, TypeError, ValueError) as exc:
             raise corrupt(f"bad file entry ({exc!r})") from None
         rules = SiteRules()

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..headers import is_html  # noqa: F401  (re-exported: the router's callers use it from here)
 from ..layout import VERSION_RE
 from ..manifest import FileEntry
 from ..routing.route import static_file
@@ -50,11 +51,6 @@ def lookup(files: Mapping[str, FileEntry], rel: str) -> FileEntry | None:
     redirect to ``about/`` (atomicsite.routing.route)."""
     path = static_file(files, rel)
     return files[path] if path else None
-
-
-def is_html(entry: FileEntry) -> bool:
-    ct = entry.content_type.lower()
-    return ct.startswith("text/html") or ct.startswith("application/xhtml+xml")
 
 
 def wants_html(rel: str, accept: str) -> bool:
