@@ -51,7 +51,10 @@ def run_links(store: Store, actions: Iterable[FileAction], sources: Mapping[str,
 
 def transfer(store: Store, actions: Iterable[FileAction], sources: Mapping[str, Path], *, workers: int,
              on_done: Progress | None = None) -> dict[str, ObjectInfo]:
-    """:func:`run_transfers`, with the copies linked in bulk where the store can (see the module doc)."""
+    """:func:`run_transfers`, with the copies linked in bulk where the store can (see the module doc),
+    on at most the store's ``transfer_workers`` threads where it has a limit (the local store)."""
+    limit = getattr(getattr(store, "inner", store), "transfer_workers", None)
+    workers = min(workers, limit) if limit else workers
     if not can_link(store):
         return run_transfers(store, actions, sources, workers=workers, on_done=on_done)
     actions = list(actions)

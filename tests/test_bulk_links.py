@@ -140,3 +140,23 @@ def test_a_failing_link_stops_the_bulk_call_with_a_one_line_error(local_rig):
     # and the call that succeeds returns one proven receipt per link
     got = dict(store.link_many([(f"v/old/f{i}", f"v/again/f{i}") for i in range(50)]))
     assert len(got) == 50 and all(info.sha256 and info.size for info in got.values())
+
+
+def test_uploads_to_the_local_store_use_at_most_its_transfer_workers(local_rig, tmp_path, monkeypatch):
+    """concurrency = 32 is for buckets; on the local store more threads than cores only take turns."""
+    from atomicsite import bulk_links
+    from atomicsite.stores.local import LocalStore
+    from atomicsite.stores.memory import MemoryStore
+
+    seen = []
+    real = bulk_links.run_transfers
+    monkeypatch.setattr(bulk_links, "run_transfers",
+                        lambda store, actions, sources, *, workers, on_done=None:
+                        seen.append(workers) or real(store, actions, sources, workers=workers, on_done=on_done))
+    build = site(tmp_path)
+    atomicsite.publish(build, local_rig.store, settings=SETTINGS, source={})
+    assert seen and set(seen) == {min(SETTINGS.concurrency, LocalStore.transfer_workers)}
+    assert LocalStore.transfer_workers <= max(1, os.cpu_count() or 1)
+    seen.clear()
+    atomicsite.publish(build, MemoryStore(), settings=SETTINGS, source={})  # a store without a limit
+    assert seen and set(seen) == {SETTINGS.concurrency}

@@ -90,6 +90,11 @@ class LocalStore:
     proves_by_md5 = False
     """Bytes are proven by sha256 (the inode's record, or hashing): a publish here computes no MD5."""
 
+    transfer_workers = min(4, os.cpu_count() or 1)
+    """At most this many uploads at once, whatever ``concurrency`` says: an upload here is system calls
+    and Python work that holds the GIL, so past one thread per core they only take turns (a fresh
+    50,000-file publish on 2 cores: 27 s with 32 threads, 21-22 s with 2)."""
+
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().absolute()
         self.url = f"file://{self.root}"
