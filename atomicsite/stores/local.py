@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -182,8 +183,8 @@ class LocalStore:
                 if key.startswith(_MANIFESTS):
                     # The manifest says "every object is there": flush the objects written before it,
                     # so a power cut cannot leave a committed version with empty files.
-                    os.sync()
-                # pool objects are content like v/: the manifest commit flushes them all (os.sync above)
+                    _flush_filesystem(self.root)
+                # pool objects are content like v/: the manifest commit flushes them all (above)
                 sha = _write_tmp(tmp, source, durable=key.startswith("_atomicsite/") and not key.startswith(POOL))
                 if isinstance(mode, IfMatch) or key.startswith("_atomicsite/channels/"):
                     with self._locked():
@@ -462,6 +463,37 @@ def _write_tmp(tmp: Path, source: bytes | Path, *, durable: bool) -> str:
             out.flush()
             os.fsync(out.fileno())
     return digest.hexdigest()
+
+
+def _flush_filesystem(root: Path) -> None:
+    """Make everything written under ``root`` durable: ``syncfs(2)`` on its file system where there is
+    one (Linux), else ``sync()``, which flushes every file system.
+
+    Only the target's file system: what else the machine has dirty (a build's fresh output on another
+    disk or a tmpfs, a download) is not the commit's to wait for. Every object a publish writes lands
+    under ``root`` (temp files are made beside their key), so flushing its file system covers them."""
+    syncfs = _libc_syncfs()
+    if syncfs is not None:
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            if syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    os.sync()  # no syncfs here, or it failed: flush everything, as before
+
+
+@functools.cache
+def _libc_syncfs():
+    """libc's ``syncfs``, or None where it has none (macOS) or ctypes cannot load libc."""
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError, ImportError):
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+    return fn
 
 
 def _make_dir(path: str) -> None:
