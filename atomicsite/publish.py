@@ -328,7 +328,8 @@ def publish(
                 events.on_stage("transfer")
                 with ThreadPoolExecutor(max_workers=1) as packer:
                     # The manifest is packed while the files go up: zlib lets go of the GIL, and the
-                    # local store's links are mostly system calls (0.3 s of 50,000 files off the wall).
+                    # local store's links are mostly system calls. At 50,000 files packing took 0.27 s
+                    # after the links; alongside them it slows them by ~0.12 s.
                     packed = packer.submit(plan.manifest.to_json)
                     receipts = transfer(store, plan.actions, sources, workers=settings.concurrency,
                                         on_done=events.on_file)
