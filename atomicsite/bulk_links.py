@@ -16,9 +16,10 @@ a failed ``copy`` does.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
-from .plan import COPY, FileAction
+from .plan import COPY, UPLOAD, FileAction
 from .stores.base import ObjectInfo, Store
 from .transfer import Progress, run_one, run_transfers
 
@@ -31,18 +32,12 @@ def can_link(store: Store) -> bool:
 def run_links(store: Store, actions: Iterable[FileAction], sources: Mapping[str, Path], *,
               on_done: Progress | None = None) -> dict[str, ObjectInfo]:
     """Link every copy action's source to its key in one ``link_many`` call; receipts by path."""
-    by_key: dict[str, FileAction] = {}
-
-    def pairs():
-        for action in actions:
-            by_key[action.key] = action
-            yield action.source_key, action.key
-
+    actions = list(actions)
     receipts: dict[str, ObjectInfo] = {}
-    for key, info in store.link_many(pairs()):
-        action = by_key.pop(key)
-        if info is None:  # the source is gone: upload the build file (run_one's copy falls back to put)
-            info = run_one(store, action, sources[action.entry.path])
+    # link_many answers each pair in order
+    for action, (_, info) in zip(actions, store.link_many((a.source_key, a.key) for a in actions)):
+        if info is None:  # the source is gone: upload the build file
+            info = run_one(store, replace(action, kind=UPLOAD), sources[action.entry.path])
         receipts[action.entry.path] = info
         if on_done:
             on_done(action)
@@ -51,10 +46,7 @@ def run_links(store: Store, actions: Iterable[FileAction], sources: Mapping[str,
 
 def transfer(store: Store, actions: Iterable[FileAction], sources: Mapping[str, Path], *, workers: int,
              on_done: Progress | None = None) -> dict[str, ObjectInfo]:
-    """:func:`run_transfers`, with the copies linked in bulk where the store can (see the module doc),
-    on at most the store's ``transfer_workers`` threads where it has a limit (the local store)."""
-    limit = getattr(getattr(store, "inner", store), "transfer_workers", None)
-    workers = min(workers, limit) if limit else workers
+    """:func:`run_transfers`, with the copies linked in bulk where the store can (see the module doc)."""
     if not can_link(store):
         return run_transfers(store, actions, sources, workers=workers, on_done=on_done)
     actions = list(actions)

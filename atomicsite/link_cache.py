@@ -31,6 +31,7 @@ could make the gate miss a broken reference, which is no more than they could do
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -52,6 +53,7 @@ def cache_dir() -> Path | None:
     return Path(base) / "atomicsite"
 
 
+@functools.cache
 def _key() -> str:
     """What the cached results depend on besides a page's path and bytes: the code that made them."""
     try:
@@ -112,7 +114,8 @@ class LinkCache:
                 table.append(target)
             row.append(i if resource else ~i)
         self._new[page] = row
-        self._changed = True
+        if row != self._old.get(page):  # a page read again only to name its findings: nothing new
+            self._changed = True
 
     def save(self) -> None:
         """Write what this run used, if it differs from what was read (best effort)."""

@@ -68,6 +68,11 @@ class LinkSettings:
     pages: str = "warn"
     ignore: tuple[str, ...] = ()
 
+    @property
+    def off(self) -> bool:
+        """Both levels off: the gate reads nothing (and keeps no cache)."""
+        return self.resources == "off" and self.pages == "off"
+
     def __post_init__(self):
         for key in ("resources", "pages"):
             if getattr(self, key) not in LEVELS:
@@ -320,7 +325,7 @@ def check_links(files: Iterable, settings: LinkSettings | None = None, rules=Non
 
     settings = settings or LinkSettings()
     files = list(files)
-    if settings.resources == "off" and settings.pages == "off":
+    if settings.off:
         return LinkReport(settings=settings)
     by_path = {f.entry.path: f.entry for f in files}
     ignored = _Ignore(settings.ignore)
@@ -441,7 +446,7 @@ def gate(files: Iterable, settings: LinkSettings | None = None, *, dry_run: bool
     (unless ``dry_run``, which returns the report for the plan to show). ``cache``: see check_links;
     saved here, findings or not (what it holds is per page, true whatever the verdict)."""
     report = check_links(files, settings, rules, cache)
-    if cache is not None:
+    if cache is not None and not report.settings.off:  # off, it used no page: saving would empty it
         cache.save()
     if report.refused and not dry_run:
         raise BrokenReferences(report)

@@ -283,7 +283,8 @@ def publish(
         files, rules = scan_site(build_dir, settings, on_file=events.on_scan,  # rule errors stop it here
                                  on_ignored=ignored.append, md5=proves_by_md5(store))
         events.on_stage("links")  # before the store is touched: a refused build uploads nothing
-        links = gate(files, settings.links, dry_run=dry_run, rules=rules, cache=LinkCache.for_build(build_dir))
+        links = gate(files, settings.links, dry_run=dry_run, rules=rules,
+                     cache=None if settings.links.off else LinkCache.for_build(build_dir))
 
         events.on_stage("plan")
         memo = ManifestMemo(store)  # the served version's manifest is read once, however many steps need it

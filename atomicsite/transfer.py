@@ -47,12 +47,14 @@ def run_transfers(
     store: Store, actions: Iterable[FileAction], sources: Mapping[str, Path], *, workers: int = 32,
     on_done: Progress | None = None,
 ) -> dict[str, ObjectInfo]:
-    """Upload or copy every non-skip action; return what the store reported, by path."""
+    """Upload or copy every non-skip action; return what the store reported, by path. ``workers`` is
+    capped by the store's ``transfer_workers`` where it has one (the local store: see there)."""
     todo = [a for a in actions if a.kind != SKIP]
     receipts: dict[str, ObjectInfo] = {}
     if not todo:
         return receipts
-    workers = max(1, min(workers, len(todo)))
+    limit = getattr(getattr(store, "inner", store), "transfer_workers", None)
+    workers = max(1, min(workers, len(todo), limit or workers))
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atomicsite-transfer")
     # A bounded window of submitted work, not one Future per file up front: a Future with its
     # condition and work item is ~3 KB, so 200,000 files held ~600 MB of them at once

@@ -110,12 +110,28 @@ def test_a_poisoned_entry_for_other_bytes_is_not_used(tmp_path, cache_dir, reads
 
 def test_off_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("ATOMICSITE_CACHE_DIR", "off")
-    assert link_cache.cache_dir() is None
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # where it would go if it were on
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     build = site(tmp_path, "link-sites/hugo", dest="hugo")
-    cache = LinkCache.for_build(build)
     files, rules = scan_site(build, load_settings(cwd=build))
-    gate(files, LinkSettings(), rules=rules, cache=cache)
-    assert cache.path is None
+    gate(files, LinkSettings(), rules=rules, cache=LinkCache.for_build(build))
+    assert not (tmp_path / "xdg").exists() and not (tmp_path / "home").exists()
+
+
+def test_a_publish_with_the_gate_off_leaves_the_cache_as_it_was(tmp_path, cache_dir, local_rig):
+    """Off, the gate uses no page; saving what it used would empty the cache for the next publish."""
+    import atomicsite
+    from atomicsite.config import Settings
+
+    build = site(tmp_path, "link-sites/hugo", dest="hugo")
+    atomicsite.publish(build, local_rig.store, settings=Settings(), source={})
+    (path,) = cache_dir.glob("links-*.json")
+    before = path.read_bytes()
+    assert json.loads(before)["pages"]
+    off = Settings(links=LinkSettings(resources="off", pages="off"))
+    (build / "extra.txt").write_text("a new version")
+    atomicsite.publish(build, local_rig.store, settings=off, source={})
+    assert path.read_bytes() == before
 
 
 def test_default_place_is_the_user_cache_dir(tmp_path, monkeypatch):

@@ -105,10 +105,9 @@ class LocalStore:
     # -- keys and files ---------------------------------------------------------------------------
 
     def _path(self, key: str) -> Path:
-        parts = key.split("/")
-        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\0" in key:
+        if _bad_key(key):
             raise UsageError(f"invalid object key {key!r}")
-        return self.root.joinpath(*parts)
+        return self.root.joinpath(*key.split("/"))
 
     def path_of(self, key: str) -> Path:
         """The file that holds ``key`` (it may not exist): lets a server send it with sendfile."""
@@ -350,18 +349,9 @@ class LocalStore:
             raise ObjectNotFound(src, f"no object at {src!r} in {self.url}")
         with _os_errors(self, dst_path):
             dst_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._tmp_beside(dst_path)
-            try:
-                try:
-                    os.link(src_path, tmp)  # objects are immutable, so sharing an inode is safe
-                except FileNotFoundError:
-                    raise ObjectNotFound(src, f"no object at {src!r} in {self.url}") from None
-                except OSError:
-                    shutil.copyfile(src_path, tmp)
-                os.replace(tmp, dst_path)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+            # objects are immutable, so sharing an inode is safe
+            if not _link_over(str(src_path), str(dst_path)):
+                raise ObjectNotFound(src, f"no object at {src!r} in {self.url}")
             st = dst_path.stat()
         return self._info(dst, dst_path, st, hash_it=True)
 
@@ -382,20 +372,18 @@ class LocalStore:
         root = f"{self.root}/"
         made: set[str] = set()
         for src, dst in links:
-            if _bad_key(src) or _bad_key(dst):
-                self._path(src), self._path(dst)  # raises, naming the key
+            for key in (src, dst):
+                if _bad_key(key):
+                    raise UsageError(f"invalid object key {key!r}")
             src_path, dst_path = root + src, root + dst
             try:
                 parent = dst_path.rpartition("/")[0]
                 if parent not in made:
-                    _make_dir(parent)
+                    os.makedirs(parent, exist_ok=True)
                     made.add(parent)
-                try:
-                    os.link(src_path, dst_path)
-                except OSError:  # already there, no source, no hard links here: the careful way
-                    if not _link_over(src_path, dst_path):
-                        yield dst, None
-                        continue
+                if not _link_over(src_path, dst_path):
+                    yield dst, None
+                    continue
                 st = os.stat(dst_path)
             except OSError as exc:
                 _raise_os_error(self, Path(dst_path), exc)
@@ -496,20 +484,11 @@ def _libc_syncfs():
     return fn
 
 
-def _make_dir(path: str) -> None:
-    """``os.makedirs(path, exist_ok=True)``, with one ``mkdir`` where the parent exists (most calls)."""
-    try:
-        os.mkdir(path)
-    except FileExistsError:
-        pass
-    except FileNotFoundError:
-        os.makedirs(path, exist_ok=True)
-
-
 def _bad_key(key: str) -> bool:
-    """What ``LocalStore._path`` refuses (an empty, ``.`` or ``..`` segment, a NUL), without splitting."""
+    """A key no object may have: empty, an empty, ``.`` or ``..`` segment (a leading or doubled ``/``),
+    or a NUL; checked without splitting, as it runs once per file of a link tree."""
     k = f"/{key}/"
-    return "//" in k or "/./" in k or "/../" in k or "\0" in key
+    return not key or "//" in k or "/./" in k or "/../" in k or "\0" in key
 
 
 def _link_over(src: str, dst: str) -> bool:
