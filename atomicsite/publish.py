@@ -293,13 +293,14 @@ def publish(
             events.on_stage("compress")
             # brotli/gzip copies (atomicsite.compress); a file the target's recent versions already
             # have variants of is not compressed again: their records are reused, their objects copied
-            known = known_variants(_known_manifests(store, memo.find, pointer, "", settings.reuse_from))
+            known = known_variants(_known_manifests(store, memo.find, pointer, "", settings.reuse_from,
+                                                    contents={f.entry.sha256: f.entry.size for f in files}))
             files = add_variants(files, settings.compress, variants, known=known)
         sources = Sources(files, extra=variants.sources)
         manifest = Manifest.build((f.entry for f in files), source=source if source is not None else detect_source(),
                                   message=message, rules=rules)
         manifest = replace(manifest, layout=layout or settings.layout or _default_layout(store, pointer, settings, memo.find))
-        if dry_run or pointer.version == manifest.version:
+        if dry_run or (pointer.version == manifest.version and not repair):
             # A dry run only reads; a build the channel already serves is protected by the pointer itself.
             planned = _plan(store, settings, pointer, manifest, promote, memo, repair)
             if dry_run or planned.plan.committed:
@@ -381,7 +382,7 @@ class _Planned:
 
 
 def _default_layout(store: Store, pointer: PointerState, settings: Settings,
-                    read: Callable[[str], Manifest | None] | None = None) -> str:
+                    read: Callable[[str], Manifest | None]) -> str:
     """An existing channel keeps the layout of the version it serves; a new one gets the objects layout
     on the local store (whose ``current`` is a hard-linked tree either way) and the tree layout on a
     bucket, which any static host, CloudFront origin path or edge key can serve (docs/layout.md). With
@@ -393,7 +394,7 @@ def _default_layout(store: Store, pointer: PointerState, settings: Settings,
         if summary is not None:
             return summary.extra.get("layout", TREE)
         try:
-            current = (read or (lambda v: find_manifest(store, v)))(pointer.version)
+            current = read(pointer.version)
         except IntegrityError:
             current = None
         if current is not None:

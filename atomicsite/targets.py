@@ -85,7 +85,16 @@ class ManifestMemo:
         return self._found.get(version)
 
     def fresh(self, version: str) -> Manifest | None:
-        """Read from the store now (what a proof needs: the manifest as it is after a claim), and keep it."""
+        """The manifest as the store has it now (what a proof needs: that it is still there after a
+        claim). One already read is only looked up again (``head``): a version's manifest cannot
+        change, its id being the hash of its file table; one deleted meanwhile is forgotten."""
+        if self._found.get(version) is not None:
+            try:
+                self.store.head(manifest_key(version))
+                return self._found[version]
+            except ObjectNotFound:
+                self._found[version] = None
+                return None
         self._found.pop(version, None)
         return self.find(version)
 

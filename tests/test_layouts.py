@@ -41,7 +41,7 @@ def test_a_channel_keeps_the_layout_of_the_version_it_serves(local_rig, tmp_path
 
 def test_cloudfront_switching_means_the_tree_layout(local_rig):
     state = atomicsite.channels.read_pointer(local_rig.store, "live")
-    assert publish_module._default_layout(local_rig.store, state, Settings(cloudfront=object())) == TREE
+    assert publish_module._default_layout(local_rig.store, state, Settings(cloudfront=object()), lambda v: None) == TREE
 
 
 def test_a_linked_tree_is_proven_by_the_inode_not_by_reading_it_again(tmp_path, monkeypatch):
@@ -100,6 +100,21 @@ def test_a_small_change_looks_up_only_its_new_contents(rig, tmp_path):
     base = f"_atomicsite/manifests/{first.version}.json"
     assert [key for op, key in ops.calls if op == "get" and key == base] == [base]
     assert atomicsite.verify(None, rig.store, settings=SETTINGS).ok
+
+
+def test_with_compress_the_served_manifest_is_read_once_and_looked_up_again_under_the_claim(local_rig, tmp_path):
+    """compress reads the served manifest before the claim; the pool proof needs it to be there
+    after the claim, which a head shows (a version's manifest never changes)."""
+    from atomicsite.compress import CompressSettings
+
+    settings = replace(SETTINGS, compress=CompressSettings(encodings=("gzip",)))
+    build = site(tmp_path)
+    first = atomicsite.publish(build, local_rig.store, settings=settings, source={}, layout=OBJECTS)
+    (build / "index.html").write_text("<p>changed</p>" * 200)
+    ops = OpsStore(local_rig.store)
+    atomicsite.publish(build, ops, settings=settings, source={}, layout=OBJECTS)
+    base = f"_atomicsite/manifests/{first.version}.json"
+    assert [op for op, key in ops.calls if key == base] == ["get", "head"]
 
 
 def test_a_rerun_of_a_small_change_finds_what_the_crashed_run_uploaded(rig, tmp_path):
@@ -175,8 +190,11 @@ def test_publish_repair_stores_again_what_was_deleted_behind_the_tools_back(rig,
     with pytest.raises(IntegrityError, match="1 missing .* with --repair"):
         atomicsite.verify(v1, rig.store, settings=SETTINGS)
     assert publish(build, rig.store).plan.committed  # the same build again: already committed, nothing done
-    fixed = atomicsite.publish(build, rig.store, settings=SETTINGS, source={}, repair=True)
+    ops = OpsStore(rig.store)
+    fixed = atomicsite.publish(build, ops, settings=SETTINGS, source={}, repair=True)
     assert not fixed.plan.committed and fixed.plan.count("upload") == 1
+    listed = [key for op, key in ops.calls if op == "list"]
+    assert len(listed) == len(set(listed)), listed  # planned once: each prefix listed once
     assert fixed.version == v1 and atomicsite.verify(None, rig.store, settings=SETTINGS).ok
     assert atomicsite.status(rig.store, settings=SETTINGS).manifest["version"] == v1
 
