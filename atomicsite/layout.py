@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from .errors import UsageError
+from .stores.base import trait
 
 VERSIONS = "v/"
 MANIFESTS = "_atomicsite/manifests/"
@@ -47,7 +48,7 @@ def sha_of_pool_key(key: str) -> str | None:
 def has_link_trees(store) -> bool:
     """The local store keeps a hard-linked tree under ``v/<version>/`` for objects-layout versions too,
     so plain web servers can serve ``current``; readers use it there."""
-    return bool(getattr(getattr(store, "inner", store), "link_trees", False))
+    return bool(trait(store, "link_trees", False))
 
 
 def content_key(version: str, layout: str, path: str, sha256: str, *, link_trees: bool) -> str:

@@ -116,11 +116,14 @@ def make_plan(
     known: Iterable[Manifest],
     promote: bool = True,
     link_trees: bool = False,
+    keeps_extra_headers: bool = True,
 ) -> Plan:
     """Pure: decide every file's action (tree layout).
 
     ``stored`` is what is already under ``v/<version>/`` (by path) and ``proven`` whether each of those
     objects was shown to hold the right bytes. ``known`` are complete older versions to copy from.
+    ``keeps_extra_headers``: whether the store's objects carry Content-Disposition/Content-Language
+    (not the local store's): where they do not, a changed rule for them cannot make a copy wrong.
     """
     # A copy source must have the same encoding and stored extra headers: a GCS rewrite keeps the
     # source's value of a field the destination leaves unset, so they must already agree.
@@ -130,12 +133,12 @@ def make_plan(
     for old in known:
         if old.version == manifest.version:
             continue
-        extras = old.stored_extra
+        extras = old.stored_extra if keeps_extra_headers else {}
         for f, enc in old.stored:
             by_sha.setdefault((f.sha256, enc, extras.get(f.path, ())), (old, f))
     same_in = {old.version: "same content in version " + old.version for old in known}
     actions = []
-    extras = manifest.stored_extra
+    extras = manifest.stored_extra if keeps_extra_headers else {}
     for entry, enc in manifest.stored:
         key = object_key(manifest.version, entry.path)
         extra = extras.get(entry.path, ())

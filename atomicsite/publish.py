@@ -28,7 +28,7 @@ from .plan import COPY, SKIP, SWITCH, UPLOAD, FileAction, Plan, make_objects_pla
 from .routing.build import scan_site
 from .scan import Sources
 from .routing.s3_website import write_website_redirects
-from .stores.base import IfMatch, ObjectInfo, Store, WriteMode, proves_by_md5
+from .stores.base import IfMatch, ObjectInfo, Store, WriteMode, proves_by_md5, trait
 from .commit_order import OrderVerdict
 from .compress import VariantFiles, add_variants, known_variants
 from .summaries import read_summary, resync_summary, write_summary
@@ -490,7 +490,8 @@ def _plan(store: Store, settings: Settings, pointer: PointerState, manifest: Man
     else:
         manifest = committed  # keep the first publish's record of time, message and source
     plan = make_plan(manifest, pointer, committed=committed is not None, stored=stored, proven=proven,
-                     known=known, promote=promote, link_trees=has_link_trees(store))
+                     known=known, promote=promote, link_trees=has_link_trees(store),
+                     keeps_extra_headers=trait(store, "keeps_extra_headers", True))
     return _Planned(plan, proven, corrupt_token)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import BuildDirError, ObjectNotFound
 from .plan import COPY, SKIP, FileAction
-from .stores.base import SHA256_META, ObjectInfo, Store
+from .stores.base import SHA256_META, ObjectInfo, Store, trait
 
 Progress = Callable[[FileAction], None]
 
@@ -53,7 +53,7 @@ def run_transfers(
     receipts: dict[str, ObjectInfo] = {}
     if not todo:
         return receipts
-    limit = getattr(getattr(store, "inner", store), "transfer_workers", None)
+    limit = trait(store, "transfer_workers", None)
     workers = max(1, min(workers, len(todo), limit or workers))
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atomicsite-transfer")
     # A bounded window of submitted work, not one Future per file up front: a Future with its

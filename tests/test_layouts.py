@@ -240,3 +240,18 @@ def test_only_stores_that_prove_bytes_by_md5_get_md5s(rig, tmp_path, layout):
     assert json.loads(rig.store.get(manifest_key(v)).data)["format"] == (5 if local else 3)
     assert all(bool(f.md5) is not local for f in read_manifest(rig.store, v).files)
     assert atomicsite.verify(None, rig.store, settings=SETTINGS).ok
+
+
+def test_a_content_language_change_still_links_every_file_on_the_local_store(local_rig, s3_rig, tmp_path):
+    """The local store's files carry no Content-Language, so a rule changing it cannot make a copy
+    wrong: nothing is uploaded again. On a bucket the objects carry it, so they are written again."""
+    build = site(tmp_path)
+    (build / "_headers").write_text("/*\n  Content-Language: en\n")
+    for store in (local_rig.store, s3_rig.store):
+        atomicsite.publish(build, store, settings=SETTINGS, source={}, layout=TREE)
+    (build / "_headers").write_text("/*\n  Content-Language: de\n")
+    local = atomicsite.publish(build, local_rig.store, settings=SETTINGS, source={}, layout=TREE)
+    bucket = atomicsite.publish(build, s3_rig.store, settings=SETTINGS, source={}, layout=TREE)
+    assert local.plan.count("upload") == 0 and local.plan.count("copy") == len(local.plan.manifest.files)
+    assert bucket.plan.count("copy") == 0
+    assert atomicsite.verify(None, local_rig.store, settings=SETTINGS).ok

@@ -96,10 +96,16 @@ class ObjectInfo:
         return None
 
 
+def trait(store, name: str, default):
+    """A fact a store class declares about itself (``LocalStore.link_trees``, ``proves_by_md5``,
+    ``keeps_extra_headers``, ``transfer_workers``), seen through a wrapper (``RetryingStore.inner``)."""
+    return getattr(getattr(store, "inner", store), name, default)
+
+
 def proves_by_md5(store) -> bool:
     """Whether ``store`` may prove bytes by MD5 (an S3 ETag, a GCS ``md5Hash``), so a publish needs each
     file's MD5. The local store proves by sha256 alone, so its publish does not compute MD5."""
-    return bool(getattr(getattr(store, "inner", store), "proves_by_md5", True))
+    return bool(trait(store, "proves_by_md5", True))
 
 
 @dataclass(frozen=True)

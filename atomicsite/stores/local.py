@@ -91,6 +91,9 @@ class LocalStore:
     proves_by_md5 = False
     """Bytes are proven by sha256 (the inode's record, or hashing): a publish here computes no MD5."""
 
+    keeps_extra_headers = False
+    """Files carry no Content-Disposition/Content-Language here (the manifest does, for the router)."""
+
     transfer_workers = min(4, os.cpu_count() or 1)
     """At most this many uploads at once, whatever ``concurrency`` says: an upload here is system calls
     and Python work that holds the GIL, so past one thread per core they only take turns (a fresh
