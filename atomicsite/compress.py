@@ -219,7 +219,7 @@ class Remake:
     source: Path
     variant: object  # atomicsite.manifest.Variant
     files: VariantFiles
-    brotli_quality: int = BROTLI_QUALITY
+    brotli_quality: int
 
     def __call__(self) -> Path:
         made = self.files.make(self.source, self.variant.encoding, self.brotli_quality)
@@ -227,7 +227,7 @@ class Remake:
             raise IntegrityError(
                 f"{self.source}: its {self.variant.encoding} variant, recorded by an older version whose object "
                 "is gone, compresses to other bytes now (another brotli/zlib release, or compress_brotli_quality).",
-                hint="Publish once with --compress none, then with compress on again (that makes fresh variants).")
+                hint="Set reuse_from = 0 in the config for one publish: it then compresses every file afresh.")
         return made[0]
 
 
@@ -245,34 +245,42 @@ def add_variants(files: list, settings: CompressSettings, out: VariantFiles, *, 
         return files
     taken = {f.entry.path for f in files}
     known = known or {}
-
-    def one(f):
+    # Per file, the variants it gets: a known record (reused), or the content to compress, each
+    # distinct (sha256, encoding) compressed once however many files hold it.
+    wanted: list[list[tuple[str, object]]] = []
+    todo: dict[tuple[str, str], object] = {}  # (sha256, encoding) -> the first file holding it
+    for f in files:
         e = f.entry
-        if not settings.wants(e.content_type, e.size):
-            return f, []
-        made = []
-        for enc in settings.encodings:
-            if variant_path(e.path, enc) in taken:
-                continue  # the build has a file of that name: it wins
-            if (e.sha256, enc) in known:
-                made.append((known[(e.sha256, enc)], Remake(f.source, known[(e.sha256, enc)], out,
-                                                            settings.brotli_quality)))
-                continue
-            result = out.make(f.source, enc, settings.brotli_quality, limit=e.size)
-            if result is not None:  # else no saving: the file is served as it is
-                path, sha, md5, size = result
-                made.append((Variant(enc, sha, size, md5), path))
-        return f, made
+        mine = []
+        if settings.wants(e.content_type, e.size):
+            for enc in settings.encodings:
+                if variant_path(e.path, enc) in taken:
+                    continue  # the build has a file of that name: it wins
+                v = known.get((e.sha256, enc))
+                mine.append((enc, v if v is not None else todo.setdefault((e.sha256, enc), f)))
+        wanted.append(mine)
 
-    result = []
+    def make(item):
+        (sha, enc), f = item
+        return (sha, enc), out.make(f.source, enc, settings.brotli_quality, limit=f.entry.size)
+
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # zlib and brotli release the GIL
-        for f, made in pool.map(one, files):
-            if made:
-                for v, source in made:
-                    out.sources[variant_path(f.entry.path, v.encoding)] = source
-                f = f.with_entry(replace(f.entry, variants=tuple(v for v, _ in made)))
-            result.append(f)
+        made = dict(pool.map(make, todo.items()))
+    result = []
+    for f, mine in zip(files, wanted):
+        variants = []
+        for enc, v in mine:
+            if isinstance(v, Variant):  # reused: remade only if its object has to be uploaded after all
+                variants.append((v, Remake(f.source, v, out, settings.brotli_quality)))
+            elif (got := made[(f.entry.sha256, enc)]) is not None:  # else no saving: served as it is
+                path, sha, md5, size = got
+                variants.append((Variant(enc, sha, size, md5), path))
+        if variants:
+            for v, source in variants:
+                out.sources[variant_path(f.entry.path, v.encoding)] = source
+            f = f.with_entry(replace(f.entry, variants=tuple(v for v, _ in variants)))
+        result.append(f)
     return result
 
 

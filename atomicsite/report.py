@@ -405,7 +405,7 @@ def prune(result) -> None:
         out.print(f"deleted {plural(len(result.deleted), 'version')}, {plural(result.deleted_objects, 'object')}{spared}")
         if result.pool_deleted:
             out.print(f"  of which {plural(result.pool_deleted, 'unused pool object')} (objects layout)")
-        for line in getattr(result, "cdn", []):
+        for line in result.cdn:
             out.print(f"  {escape(line)}")
     if plan.pool.held or getattr(result, "pool_note", ""):
         out.print(f"[yellow]pool[/]: {escape(plan.pool.held or result.pool_note)}")

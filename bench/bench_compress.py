@@ -40,17 +40,10 @@ from fixtures.synthetic import change_files, generate_site  # noqa: E402
 import atomicsite  # noqa: E402
 from atomicsite.compress import CompressSettings, VariantFiles, add_variants, savings  # noqa: E402
 from atomicsite.config import Settings  # noqa: E402
+from atomicsite.report import human_bytes  # noqa: E402
 from atomicsite.routing.build import scan_site  # noqa: E402
 
 ON = CompressSettings(("br", "gzip"))
-
-
-def human(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
 
 
 def bytes_row(name: str, site: Path, compress: CompressSettings) -> dict:
@@ -71,8 +64,8 @@ def print_bytes(rows: list[dict]) -> None:
           f"{'gzip':>10} {'saved':>6}")
     for r in rows:
         br, gz, ident = r["br"], r["gzip"], r["identity"] or 1
-        print(f"{r['site']:<28} {r['min_size']:>5} {r['files']:>6} {r['compressed']:>6} {human(r['identity']):>10} "
-              f"{human(br):>10} {100 * (1 - br / ident):>5.1f}% {human(gz):>10} {100 * (1 - gz / ident):>5.1f}%")
+        print(f"{r['site']:<28} {r['min_size']:>5} {r['files']:>6} {r['compressed']:>6} {human_bytes(r['identity']):>10} "
+              f"{human_bytes(br):>10} {100 * (1 - br / ident):>5.1f}% {human_bytes(gz):>10} {100 * (1 - gz / ident):>5.1f}%")
 
 
 def timed_publish(site: Path, target: Path, compress: CompressSettings) -> tuple[float, float]:
@@ -101,7 +94,7 @@ def main() -> None:
         print("bytes: identity = every file as stored; br / gzip = what a client taking only that encoding is sent")
         print_bytes(rows)
 
-        print(f"\npublish: synthetic site ({args.files} files, {human(rows[0]['identity'])}), local store, tree "
+        print(f"\npublish: synthetic site ({args.files} files, {human_bytes(rows[0]['identity'])}), local store, tree "
               f"layout, fresh target each time; median of {args.rounds} rounds, off and on alternating")
         results: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for i in range(args.rounds):
@@ -122,7 +115,7 @@ def main() -> None:
             wall, cpu = statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs)
             print(f"{scenario:<16} {label:<10} {wall:>8.2f} {cpu:>8.2f} {wall / base_wall:>7.2f} {cpu / base_cpu:>7.2f}")
         print(f"compress step alone (add_variants, {os.cpu_count()} CPUs): {rows[0]['seconds']:.2f} s for "
-              f"{rows[0]['compressed']} files ({human(rows[0]['identity'])} scanned)")
+              f"{rows[0]['compressed']} files ({human_bytes(rows[0]['identity'])} scanned)")
     print(f"\n(bench ran {time.perf_counter() - started:.0f}s)")
 
 

@@ -213,7 +213,6 @@ def test_a_failure_uploading_variants_leaves_live_alone_and_a_rerun_resumes(rig,
     assert read_pointer(rig.store, "live").version == v1  # live as it was
     if hasattr(rig.store, "live_link_target"):
         assert rig.store.live_link_target() == f"v/{v1}"
-    assert len(uploads) >= 2  # the worker may start the next one before the failure is seen
 
     counting = OpsStore(rig.store)
     result = publish(build, counting)
@@ -251,7 +250,7 @@ def test_unchanged_files_are_not_compressed_again(rig, tmp_path, monkeypatch, la
     variants = [a for a in result.plan.actions if a.encoding]
     assert len(variants) == 7
     uploaded = [a.entry.path for a in variants if a.kind == "upload"]
-    assert uploaded == ["index.html.br", "index.html.gz"] or sorted(uploaded) == ["index.html.br", "index.html.gz"]
+    assert sorted(uploaded) == ["index.html.br", "index.html.gz"]
     assert atomicsite.verify(None, rig.store, settings=COMPRESS).ok
     # a variant whose older objects are all gone (deleted behind the tool's back, so repaired with
     # --repair: a plain publish would trust the served manifest) is made again when uploaded, and
@@ -341,3 +340,20 @@ def test_prune_keeps_variants_a_kept_version_references_and_collects_the_rest(ri
     pool = {i.key for i in rig.store.list("_atomicsite/objects/")}
     assert not variant_keys & pool  # no kept manifest references them any more
     assert atomicsite.verify(None, rig.store, settings=COMPRESS).ok
+
+
+def test_files_with_the_same_content_are_compressed_once(tmp_path, monkeypatch):
+    """Two files with one content get the same variant records from one compression."""
+    import atomicsite.compress as compress
+    from atomicsite.scan import scan
+
+    build = build_site(tmp_path)
+    (build / "copy-of-index.html").write_bytes((build / "index.html").read_bytes())
+    made: list[str] = []
+    real = compress._compress
+    monkeypatch.setattr(compress, "_compress", lambda chunks, enc, *a, **k: made.append(enc) or real(chunks, enc, *a, **k))
+    with compress.VariantFiles() as out:
+        files = {f.entry.path: f.entry for f in compress.add_variants(scan(build), COMPRESS.compress, out)}
+    assert files["copy-of-index.html"].variants == files["index.html"].variants != ()
+    distinct = {(e.sha256, v.encoding) for e in files.values() for v in e.variants}
+    assert len(made) == len(distinct)  # one compression per content and encoding, not per file

@@ -20,14 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..errors import AtomicsiteError, IntegrityError, ObjectNotFound
-from ..headers import is_fingerprinted
+from ..headers import is_fingerprinted, is_html
 from ..layout import TREE, content_key, has_link_trees
 from ..manifest import FileEntry, Manifest
 from ..stores.base import Store
 from .config import ServeConfig
 from .rules import location_header, route_request, rule_headers
 from .resolve import (
-    UNSATISFIABLE, BadPath, ByteRange, choose_encoding, etag_matches, etag_of, is_html, is_navigation, is_reserved, lookup,
+    UNSATISFIABLE, BadPath, ByteRange, choose_encoding, etag_matches, etag_of, is_navigation, is_reserved, lookup,
     normal_host, parse_range, pin_candidate, site_path, wants_html,
 )
 from .state import BodyCache, Channel, ManifestCache, PointerCache, sha256_ok

@@ -12,7 +12,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..headers import is_html  # noqa: F401  (re-exported: the router's callers use it from here)
 from ..layout import VERSION_RE
 from ..manifest import FileEntry
 from ..routing.route import static_file
