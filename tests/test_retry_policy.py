@@ -27,7 +27,14 @@ def failing(times: int, exc=TransientStoreError("slow down")):
     return fn, calls
 
 
-def test_a_first_success_neither_waits_nor_retries(sleeps):
+def test_a_first_success_neither_waits_nor_retries(sleeps, monkeypatch):
+    """...nor builds a retry loop: the first attempt is a plain call (a copy per file pays for it)."""
+    import atomicsite.retry as retry
+
+    def no_loop(*args, **kwargs):
+        raise AssertionError("a tenacity loop was built for a call that succeeded at once")
+
+    monkeypatch.setattr(retry, "Retrying", no_loop)
     fn, calls = failing(0)
     assert RetryPolicy().call(fn) == "done"
     assert (len(calls), sleeps) == (1, [])

@@ -147,6 +147,7 @@ def test_http_stats_count_light_copies(make_store):
     for i in range(3):
         store.copy("v/old/a.txt", f"v/{i}/a.txt", size=3)
     assert store.http_stats() == {"requests": 3, "bytes_sent": 0}
+    assert store._copier.proven  # the last two went the light way, and were counted too
 
 
 # -- over moto with IAM authentication: signatures checked, a denied user refused -------------------
@@ -605,6 +606,20 @@ def test_the_template_is_what_boto3_sends_to_aws(style, host, prefix):
     store.close()
 
 
+def test_a_store_whose_copies_cannot_go_the_light_way_stops_trying(make_store, monkeypatch):
+    """Behind a proxy (or with SigV4a, a client certificate) nothing can be learned: after the first
+    boto3 copy the store stays on boto3 without looking at each request again."""
+    store = make_store()
+    store.put("v/old/a.txt", b"abc")
+    asked = []
+    monkeypatch.setattr(s3_copy, "wire_settings", lambda client, url: asked.append(url))  # as behind a proxy
+    sdk_copies = SdkCopies(store.client)
+    for i in range(3):
+        store.copy("v/old/a.txt", f"v/{i}/a.txt", size=3)
+    assert len(sdk_copies) == 3 and len(asked) == 1 and store._copier.disabled
+    store.close()
+
+
 def test_wire_settings_follow_the_client(monkeypatch, aws_session):
     from botocore.config import Config
 
@@ -622,3 +637,19 @@ def test_wire_settings_follow_the_client(monkeypatch, aws_session):
                                  config=Config(proxies={"https": "http://proxy.test:3128"}))
     assert wire_settings(proxied, "https://bkt.s3.example.test/") is None  # proxies stay with botocore
     proxied.close()
+
+
+@pytest.mark.parametrize("code, status, transient", [
+    ("OperationAborted", 409, True), ("RequestLimitExceeded", 503, True), ("BandwidthLimitExceeded", 509, True),
+    ("PreconditionFailed", 412, True), ("SlowDown", 503, True), ("ThrottlingException", 400, True),
+    ("InternalError", 500, True), ("NoSuchKey", 404, False), ("AccessDenied", 403, False),
+])
+def test_the_light_path_judges_a_failed_copy_as_the_store_does(code, status, transient):
+    """One list of temporary answers (atomicsite.stores.s3): a blip on the first light copy is retried,
+    not taken as the server refusing the light request (which would switch the light path off)."""
+    from botocore.exceptions import ClientError
+
+    from atomicsite.stores.s3 import copy_is_transient
+
+    exc = ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "CopyObject")
+    assert copy_is_transient(exc) is transient

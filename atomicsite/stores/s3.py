@@ -149,7 +149,8 @@ class S3Store:
         self._bytes_sent = 0
         self.client.meta.events.register("before-send.s3", self._count_request)
         # Same parameters and answers as client.copy_object, for a fraction of the CPU (see s3_copy).
-        self._copier = LightCopier(self.client, count=self._count_request) if light_copy else None
+        self._copier = LightCopier(self.client, count=self._count_request, is_transient=copy_is_transient) \
+            if light_copy else None
         self._copy_object = self._copier.copy_object if self._copier else self.client.copy_object
 
     @classmethod
@@ -580,7 +581,7 @@ class S3Store:
             return AccessDenied(f"access denied to {target} ({op})", hint=_ACCESS_HINT)
         if code == "PreconditionFailed" and op == "copy":
             return TransientStoreError(f"copy to {target}: the source changed during the copy")
-        if code in _TRANSIENT_CODES or code.startswith("Throttl") or status in _TRANSIENT_STATUS:
+        if _transient_answer(code, status):
             return TransientStoreError(f"{op} {target}: {code or 'error'} (HTTP {status}), a temporary server error")
         detail = f": {message}" if message else ""
         return StoreError(f"{op} {target} failed: {code or 'error'} (HTTP {status}){detail}")
@@ -667,6 +668,20 @@ def _root_cause(exc: BaseException) -> BaseException:
             return exc
         seen = inner
     return seen
+
+
+def _transient_answer(code: str, status: int | None) -> bool:
+    return code in _TRANSIENT_CODES or code.startswith("Throttl") or status in _TRANSIENT_STATUS
+
+
+def copy_is_transient(exc: BaseException) -> bool:
+    """Whether a failed CopyObject is worth retrying, as the store judges it (its light path asks)."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        return code == "PreconditionFailed" or _transient_answer(code, _status(exc))  # source changed meanwhile
+    return _is_transient_exception(_root_cause(exc))
 
 
 def _is_transient_exception(exc: BaseException) -> bool:

@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # a copy has no body
 CREDENTIALS_TTL = 60.0  # seconds a frozen copy of refreshable credentials is used before asking again
 _EXPIRED_CODES = {"ExpiredToken", "TokenRefreshRequired"}
-_TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 _REDIRECTS = {301, 302, 307}  # a bucket in another region, or one still propagating in DNS
 
 # boto3 parameter -> the header it becomes; anything else sends the copy through boto3.
@@ -99,8 +98,9 @@ class CopyTemplate:
 class LightCopier:
     """``copy_object(**params)`` for one client, light when it can be, boto3 when it cannot."""
 
-    def __init__(self, client, *, count=None):
+    def __init__(self, client, *, is_transient, count=None):
         self.client = client
+        self._is_transient = is_transient  # the store's judgement of a failed copy (atomicsite.stores.s3)
         self._count = count or (lambda request: None)  # called with each request sent (the store's http_stats)
         self.template: CopyTemplate | None = None
         self.proven = False  # a light copy has succeeded: its failures are the server's word
@@ -126,7 +126,7 @@ class LightCopier:
         except Exception as exc:
             if _status_of(exc) in _REDIRECTS:
                 return self._through_sdk(params, learn=False)  # botocore follows S3's region redirects
-            if self.proven or _is_transient(exc):
+            if self.proven or self._is_transient(exc):
                 raise
             # Not yet proven here: ask boto3 whether the server agrees, before trusting the failure.
             result = self._through_sdk(params, learn=False)
@@ -140,21 +140,25 @@ class LightCopier:
     # -- learning from boto3 -------------------------------------------------------------------
 
     def _through_sdk(self, params: dict, *, learn: bool = True) -> dict:
-        self._learning.key = (params.get("Bucket"), params.get("Key")) if learn and self.template is None else None
+        learning = learn and self.template is None and not self.disabled
+        self._learning.key = (params.get("Bucket"), params.get("Key")) if learning else None
         self._learning.seen = None
         try:
             result = self.client.copy_object(**params)
         finally:
             self._learning.key = None
         seen, self._learning.seen = self._learning.seen, None
-        if seen is not None and self.template is None and not self.disabled:
+        if learning and self.template is None:
             with self._creds_lock:
                 if self.template is None:  # racing threads learn the same thing: keep the first
-                    settings = wire_settings(self.client, f"{seen.scheme}://{seen.host}/")
+                    settings = wire_settings(self.client, f"{seen.scheme}://{seen.host}/") if seen else None
                     if settings is not None:
                         self._pool = WirePool(seen.scheme, seen.hostname, seen.port, settings)
                         self.template = seen
                         log.debug("S3 copies: learned the request shape %s", seen)
+                    else:  # not plain SigV4, a proxy, a client certificate: nothing to learn, ever
+                        self.disabled = True
+                        log.debug("S3 copies stay on boto3: their request cannot be sent the light way")
         return result
 
     def close(self) -> None:
@@ -365,17 +369,6 @@ def _client_error(status: int, root, headers):
     if not error.get("Code"):
         error = {"Code": str(status), "Message": _REASONS.get(status, "")}
     return ClientError({"Error": error, "ResponseMetadata": _metadata(status, headers)}, "CopyObject")
-
-
-def _is_transient(exc: BaseException) -> bool:
-    from botocore import exceptions as bx
-
-    if isinstance(exc, bx.ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        return status in _TRANSIENT_STATUS or code in ("SlowDown", "RequestTimeout") or code.startswith("Throttl")
-    return isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError, bx.ReadTimeoutError,
-                            bx.ConnectTimeoutError))
 
 
 def _status_of(exc: BaseException) -> int | None:
