@@ -224,28 +224,16 @@ class Manifest:
         table = raw.get("files")
         if not isinstance(table, dict) or not table:
             raise corrupt("no file table")
+        # A format-3/5 table comes from the codec, which checked every column's types and that the
+        # paths are sorted and unique; a plain JSON one is checked (and sorted) here.
+        packed = stored in manifest_codec.STORED_FORMATS
+        text, size = (_same, _same) if packed else (_str, _int)
         try:
-            if stored in manifest_codec.STORED_FORMATS:
-                # The codec checked every column (types, digest lengths, paths sorted and unique)
-                # and built each entry from them: only the variants are left to check here.
-                files = tuple(
-                    FileEntry(path, e["sha256"], e["size"], e["md5"], e["content_type"], e["cache_control"],
-                              _variants(e.get("variants")) if fmt == FORMAT_VARIANTS else ())
-                    for path, e in table.items()
-                )
-            else:
-                files = tuple(
-                    FileEntry(
-                        path=path,
-                        sha256=_str(e["sha256"]),
-                        size=_int(e["size"]),
-                        md5=_str(e["md5"]),
-                        content_type=_str(e["content_type"]),
-                        cache_control=_str(e["cache_control"]),
-                        variants=_variants(e.get("variants")) if fmt == FORMAT_VARIANTS else (),
-                    )
-                    for path, e in sorted(table.items())
-                )
+            files = tuple(
+                FileEntry(path, text(e["sha256"]), size(e["size"]), text(e["md5"]), text(e["content_type"]),
+                          text(e["cache_control"]), _variants(e.get("variants")) if fmt == FORMAT_VARIANTS else ())
+                for path, e in (table.items() if packed else sorted(table.items()))
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise corrupt(f"bad file entry ({exc!r})") from None
         rules = SiteRules()
@@ -303,6 +291,10 @@ def _variants(table) -> tuple[Variant, ...]:
         raise ValueError(f"unknown encoding {sorted(unknown)[0]!r}")
     return tuple(Variant(enc, _str(table[enc]["sha256"]), _int(table[enc]["size"]), _str(table[enc]["md5"]))
                  for enc in ENCODINGS if enc in table)
+
+
+def _same(v):
+    return v
 
 
 def _str(v) -> str:

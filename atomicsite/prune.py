@@ -24,15 +24,15 @@ from datetime import datetime, timedelta, timezone
 from .channels import read_all_pointers
 from .claims import PruneLease, read_claims
 from .config import Settings
-from .errors import IntegrityError, ObjectNotFound, UsageError
+from .errors import ObjectNotFound, UsageError
 from .layout import PROBES, VERSIONS, VERSION_RE, manifest_key, summary_key
-from .manifest import Manifest, parse_time
+from .manifest import parse_time
 from .pool import PoolPlan, plan_pool, still_unused
 from .previews import ExpiredChannels, remove_expired_channels
 from .stores.base import Store
 from .summaries import Summary, summaries
 from .summaries import orphaned as orphaned_summaries
-from .targets import list_manifest_infos, opened, read_manifest
+from .targets import ManifestMemo, list_manifest_infos, opened
 
 
 @dataclass
@@ -104,31 +104,13 @@ def _objects_by_version(store: Store) -> tuple[dict[str, list[str]], dict[str, d
     return keys, newest
 
 
-class Manifests:
-    """Manifests read at most once per prune, None where one does not validate (or vanished). A
-    committed version's file table never changes (its id is their hash), so a manifest read while
-    planning still says what that version references under the lease."""
-
-    def __init__(self, store: Store):
-        self.store = store
-        self._read: dict[str, Manifest | None] = {}
-
-    def get(self, version: str) -> Manifest | None:
-        if version not in self._read:
-            try:
-                self._read[version] = read_manifest(self.store, version)
-            except (ObjectNotFound, IntegrityError):
-                self._read[version] = None
-        return self._read[version]
-
-
 def plan_prune(store: Store, *, keep: int, older_than: float | None, grace: float,
                now: datetime | None = None, gone: frozenset[str] = frozenset(),
-               manifests: Manifests | None = None, workers: int = 8) -> tuple[PrunePlan, dict[str, list[str]]]:
+               manifests: ManifestMemo | None = None, workers: int = 8) -> tuple[PrunePlan, dict[str, list[str]]]:
     """Decide from each version's summary record (a few hundred bytes); whole manifests are read
     only for the versions kept, and only when the target has an objects pool to collect."""
     now = now or datetime.now(timezone.utc)
-    manifests = manifests or Manifests(store)
+    manifests = manifests or ManifestMemo(store)
     protected = _protected(store, gone)
     claims = read_claims(store)
     for c in claims:
@@ -212,7 +194,7 @@ def prune(target: str | Store | None = None, *, keep: int | None = None, older_t
         # Step 0: expired preview channels go first (compare-and-delete), then versions as always. The
         # plan is first made as if they were gone, so a run over the safety limit removes nothing at all.
         expired = remove_expired_channels(store, dry_run=True)
-        manifests = Manifests(store)
+        manifests = ManifestMemo(store)
         plan, objects = plan_prune(store, keep=keep, older_than=older_than, grace=grace,
                                    gone=frozenset(expired.removed), manifests=manifests,
                                    workers=settings.concurrency)
@@ -288,7 +270,7 @@ def _spared_meanwhile(store: Store, plan: PrunePlan) -> dict[str, str]:
 
 
 def _delete(store: Store, plan: PrunePlan, objects: dict[str, list[str]], lease: PruneLease,
-            result: PruneResult, manifests: Manifests) -> None:
+            result: PruneResult, manifests: ManifestMemo) -> None:
     result.spared = _spared_meanwhile(store, plan)
     doomed = [v for v in plan.delete if v not in result.spared]
     orphans = [v for v in plan.orphans if v not in result.spared]

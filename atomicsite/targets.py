@@ -69,7 +69,9 @@ def find_manifest(store: Store, version: str) -> Manifest | None:
 
 class ManifestMemo:
     """``find_manifest`` for one command, reading each version at most once: a publish needs the
-    served version's manifest to plan and again for the commit-order guard (771 KB for 10,000 files)."""
+    served version's manifest to plan and again for the commit-order guard (771 KB for 10,000 files);
+    a prune reads a kept version's while planning and again under its lease. A committed version's
+    file table never changes (its id is their hash), so a manifest read once still holds."""
 
     def __init__(self, store: Store):
         self.store = store
@@ -79,6 +81,15 @@ class ManifestMemo:
         if version not in self._found:
             self._found[version] = find_manifest(self.store, version)  # IntegrityError propagates, uncached
         return self._found[version]
+
+    def get(self, version: str) -> Manifest | None:
+        """:meth:`find`, with a manifest that does not validate read as None (and not read again):
+        for prune, which only needs what valid manifests reference."""
+        try:
+            return self.find(version)
+        except IntegrityError:
+            self._found[version] = None
+            return None
 
     def cached(self, version: str) -> Manifest | None:
         """The manifest if this command already read it; never reads."""
