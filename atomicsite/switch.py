@@ -79,8 +79,9 @@ def _root_prefix(store: Store) -> str:
 
 
 def run_switchers(store: Store, settings: Settings, channel: str, manifest: Manifest,
-                  previous: str | None) -> list[SwitchReport]:
-    """Apply every configured switcher for the version now in the pointer; record what each did."""
+                  previous: str | None, known: Callable[[str], Manifest | None] | None = None) -> list[SwitchReport]:
+    """Apply every configured switcher for the version now in the pointer; record what each did.
+    ``known``: manifests this command has already read (the previous version's is not read again)."""
     if not settings.cloudfront:
         return []
     from .cdn import switchers_from_settings  # boto3 only when a CDN is configured
@@ -88,7 +89,7 @@ def run_switchers(store: Store, settings: Settings, channel: str, manifest: Mani
     ctx = SwitchContext(
         target_url=store.url, root_prefix=_root_prefix(store), channel=channel, version=manifest.version,
         previous=previous, manifest=manifest,
-        previous_manifest=_quiet_manifest(store, previous),
+        previous_manifest=(known(previous) if known and previous else None) or _quiet_manifest(store, previous),
     )
     reports = []
     for switcher in switchers_from_settings(settings.cloudfront):
@@ -172,7 +173,7 @@ def switch_channel(store: Store, settings: Settings, state: PointerState, manife
     if after.pointer != new:  # another command switched the channel to this very version first
         return SwitchOutcome(state.channel, after.pointer, state.version, False, order=order,
                              note=f"already serves {manifest.version}: {after.pointer.by} switched it at the same time")
-    reports = run_switchers(store, settings, state.channel, manifest, state.version)
+    reports = run_switchers(store, settings, state.channel, manifest, state.version, known_manifest)
     if urls:
         failure = check_urls(urls, manifest, timeout=settings.verify_timeout)
         if failure:

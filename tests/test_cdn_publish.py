@@ -45,8 +45,16 @@ def test_publish_and_rollback_move_the_origin_path_and_invalidate(s3_rig, tmp_pa
     assert {r["switcher"]: r["ok"] for r in first["after"]} == {"cloudfront-origin": True,
                                                                  "cloudfront-invalidation": True}
     (build / "index.html").write_text("<h1>second</h1>")
+    import atomicsite.targets as targets
+
+    reads: list[str] = []
+    real = targets.read_manifest
+    monkeypatch.setattr(targets, "read_manifest", lambda store, v: reads.append(v) or real(store, v))
     second = cli("publish", str(build))
     assert origin_path()["site"] == f"/site/v/{second['version']}"
+    # the version it replaces was read to plan the copies; the switchers reuse it
+    assert reads.count(first["version"]) == 1, reads
+    monkeypatch.setattr(targets, "read_manifest", real)
     invalidation = next(r for r in second["after"] if r["switcher"] == "cloudfront-invalidation")
     paths = cloudfront.get_invalidation(DistributionId=dist, Id=invalidation["data"]["invalidation_id"])[
         "Invalidation"]["InvalidationBatch"]["Paths"]["Items"]
